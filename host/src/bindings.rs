@@ -1,0 +1,18 @@
+//! The one `bindgen!` of the host: Rust types and traits generated from `wit/`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "executor",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    additional_derives: [PartialEq],
+    trappable_error_type: {
+        "bookhost:executor/types.error" => crate::capabilities::CapabilityError,
+    },
+});
+
+pub use bookhost::executor::types::{
+    Condition, ConflictInfo, Error as CallError, Field, LogLevel, Operator, OrderBy, Value,
+};
+/// A row as the guest sees it: the exposed columns of one table, in catalog order.
+pub type Row = Vec<Field>;

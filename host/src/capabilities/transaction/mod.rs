@@ -1,0 +1,648 @@
+//! The transaction capability: lock, query, insert, update, delete on the
+//! invocation's one database transaction, which the host owns.
+
+mod host;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgQueryResult, PgRow};
+use sqlx::Postgres;
+
+use super::{CapabilityError, Doom};
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+use crate::bindings::{CallError, Condition, ConflictInfo, Field, OrderBy, Row, Value};
+use crate::db::catalog::Table;
+use crate::db::errors::{classify, DbFailure, RetryReason};
+use crate::db::sql::{self, Statement};
+use crate::TenantId;
+
+/// Transaction isolation of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    Serializable,
+    /// Test-only: what a naive application gets by default. Used to prove
+    /// that the race tests detect the anomalies the discipline prevents.
+    ReadCommitted,
+}
+
+/// How the capability behaves; shared by every attempt of every invocation.
+#[derive(Debug, Clone)]
+pub struct TransactionSettings {
+    pub isolation: Isolation,
+    /// Trap attempts that hit a serialization failure or deadlock so the
+    /// invocation is replayed. Off only in the test-only unsafe discipline.
+    pub replay_conflicts: bool,
+    /// Queue writers of one exclusion-constraint key on an advisory lock
+    /// before they write (DESIGN.md, trap 2).
+    pub queue_exclusion_writers: bool,
+    /// Bound on any lock wait: `lock`, exclusion queueing, row locks.
+    pub lock_timeout: Duration,
+    /// Bound on any one statement.
+    pub statement_timeout: Duration,
+    /// Most rows one query may return; asking for more is `limit-exceeded`.
+    pub max_rows_per_query: u32,
+}
+
+impl Default for TransactionSettings {
+    fn default() -> Self {
+        Self {
+            isolation: Isolation::Serializable,
+            replay_conflicts: true,
+            queue_exclusion_writers: true,
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+            max_rows_per_query: 1000,
+        }
+    }
+}
+
+/// Most bytes of a lock key.
+pub const MAX_LOCK_KEY_BYTES: usize = 256;
+
+/// A stable 64-bit advisory-lock id for a namespaced key (FNV-1a): every host
+/// process must map a key to the same id, which `DefaultHasher` does not promise.
+pub fn advisory_lock_id(namespace: &str, tenant: TenantId, key: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        namespace.as_bytes(),
+        b"\0",
+        tenant.0.as_bytes(),
+        b"\0",
+        key.as_bytes(),
+    ] {
+        for byte in part {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash as i64
+}
+
+/// What the previous attempts taught the next one: keys to queue on before
+/// the transaction starts, and keys whose wait already timed out.
+#[derive(Debug, Clone, Default)]
+pub struct LockPlan {
+    pub queue_first: BTreeSet<String>,
+    pub timed_out: HashSet<String>,
+}
+
+/// The invocation's transaction as the executor sees it. Starts lazily, at
+/// the first call that needs a snapshot, so that `lock` called first can
+/// wait for its key before the snapshot exists (DESIGN.md, the snapshot trap).
+pub struct InvocationTransaction {
+    conn: Option<PoolConnection<Postgres>>,
+    tenant: TenantId,
+    settings: Arc<TransactionSettings>,
+    plan: LockPlan,
+    begun: bool,
+    /// A statement was interrupted midway: the connection cannot be reused.
+    in_flight: bool,
+    held: HashSet<String>,
+    session_locks: bool,
+    doom: Option<Doom>,
+    /// Capability calls made in this attempt.
+    pub calls: u32,
+}
+
+/// A write statement, by what it gives back.
+enum Write {
+    Returning(Statement),
+    Count(Statement),
+}
+
+enum Written {
+    Row(PgRow),
+    Count(u64),
+}
+
+/// How an attempt's transaction ended when the host tried to commit it.
+#[derive(Debug)]
+pub enum CommitError {
+    Retry(RetryReason),
+    Fatal(String),
+}
+
+fn lock_timeout_error(what: &str, timeout: Duration) -> CallError {
+    CallError::LockTimeout(format!(
+        "{what} was not granted within {} ms",
+        timeout.as_millis()
+    ))
+}
+
+impl InvocationTransaction {
+    /// A transaction for one attempt on `conn` (None for `describe()`, where
+    /// capabilities are unavailable).
+    pub fn new(
+        conn: Option<PoolConnection<Postgres>>,
+        tenant: TenantId,
+        settings: Arc<TransactionSettings>,
+        plan: LockPlan,
+    ) -> Self {
+        Self {
+            conn,
+            tenant,
+            settings,
+            plan,
+            begun: false,
+            in_flight: false,
+            held: HashSet::new(),
+            session_locks: false,
+            doom: None,
+            calls: 0,
+        }
+    }
+
+    /// Why this attempt was abandoned, if it was.
+    pub fn doom(&self) -> Option<&Doom> {
+        self.doom.as_ref()
+    }
+
+    fn abort(&mut self, doom: Doom) -> CapabilityError {
+        self.doom.get_or_insert(doom.clone());
+        CapabilityError::Abort(doom)
+    }
+
+    fn conn(&mut self) -> Result<&mut PoolConnection<Postgres>, CapabilityError> {
+        if let Some(doom) = &self.doom {
+            return Err(CapabilityError::Abort(doom.clone()));
+        }
+        self.conn.as_mut().ok_or_else(|| {
+            CapabilityError::Abort(Doom::Fatal(
+                "capabilities are not available in describe()".into(),
+            ))
+        })
+    }
+
+    /// Map a failed statement: a retryable failure or one outside a savepoint
+    /// dooms the attempt (PostgreSQL has aborted the transaction).
+    fn statement_failed(&mut self, error: sqlx::Error) -> CapabilityError {
+        match classify(&error) {
+            DbFailure::Retry(reason) if self.settings.replay_conflicts => self.abort(Doom::Retry {
+                reason,
+                contended_key: None,
+            }),
+            DbFailure::Canceled => self.abort(Doom::Fatal(format!(
+                "a statement exceeded the statement timeout of {} ms",
+                self.settings.statement_timeout.as_millis()
+            ))),
+            _ => self.abort(Doom::Fatal(format!("database error: {error}"))),
+        }
+    }
+
+    // The statement helpers return boxed futures: sqlx's `Executor` for
+    // `&mut PgConnection` trips rustc's higher-ranked Send check when awaited
+    // directly inside the generated (Send) host-trait futures.
+    fn raw(&mut self, sql: String) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            let conn = self.conn.as_mut().expect("checked by conn()");
+            self.in_flight = true;
+            // A plain string runs as a simple query: several statements, one round trip.
+            let done = sqlx::Executor::execute(&mut **conn, sql.as_str()).await;
+            self.in_flight = false;
+            done.map(drop)
+        })
+    }
+
+    fn fetch_all(
+        &mut self,
+        (sql, values): Statement,
+    ) -> BoxFuture<'_, Result<Vec<PgRow>, sqlx::Error>> {
+        Box::pin(async move {
+            let conn = self.conn.as_mut().expect("checked by conn()");
+            self.in_flight = true;
+            let rows = sqlx::query_with(&sql, values).fetch_all(&mut **conn).await;
+            self.in_flight = false;
+            rows
+        })
+    }
+
+    fn fetch_one(&mut self, (sql, values): Statement) -> BoxFuture<'_, Result<PgRow, sqlx::Error>> {
+        Box::pin(async move {
+            let conn = self.conn.as_mut().expect("checked by conn()");
+            self.in_flight = true;
+            let row = sqlx::query_with(&sql, values).fetch_one(&mut **conn).await;
+            self.in_flight = false;
+            row
+        })
+    }
+
+    fn execute(
+        &mut self,
+        (sql, values): Statement,
+    ) -> BoxFuture<'_, Result<PgQueryResult, sqlx::Error>> {
+        Box::pin(async move {
+            let conn = self.conn.as_mut().expect("checked by conn()");
+            self.in_flight = true;
+            let done = sqlx::query_with(&sql, values).execute(&mut **conn).await;
+            self.in_flight = false;
+            done
+        })
+    }
+
+    fn try_xact_lock(&mut self, id: i64) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+        Box::pin(async move {
+            let conn = self.conn.as_mut().expect("checked by conn()");
+            self.in_flight = true;
+            let got = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(id)
+                .fetch_one(&mut **conn)
+                .await;
+            self.in_flight = false;
+            got
+        })
+    }
+
+    /// Wait for `id` as a session-level lock, before any snapshot exists.
+    /// Ok(false) when the wait exceeded the lock timeout.
+    async fn session_lock(&mut self, id: i64) -> Result<bool, CapabilityError> {
+        self.conn()?;
+        let timeout = self.settings.lock_timeout.as_millis();
+        match self
+            .raw(format!(
+                "SET lock_timeout = {timeout}; SELECT pg_advisory_lock({id})"
+            ))
+            .await
+        {
+            Ok(()) => {
+                self.session_locks = true;
+                Ok(true)
+            }
+            Err(e) if matches!(classify(&e), DbFailure::LockTimeout) => Ok(false),
+            Err(e) => Err(self.statement_failed(e)),
+        }
+    }
+
+    /// Before the attempt runs: queue on the keys earlier attempts found
+    /// contended, in sorted order so two invocations cannot deadlock here.
+    pub async fn acquire_planned_locks(&mut self) -> Result<(), CapabilityError> {
+        let keys: Vec<String> = self.plan.queue_first.iter().cloned().collect();
+        for key in keys {
+            if self.plan.timed_out.contains(&key) {
+                continue;
+            }
+            let id = advisory_lock_id("lock", self.tenant, &key);
+            if self.session_lock(id).await? {
+                self.held.insert(key);
+            } else {
+                self.plan.timed_out.insert(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// What the next attempt should know (keys contended in this one).
+    pub fn plan(&self) -> &LockPlan {
+        &self.plan
+    }
+
+    async fn ensure_begun(&mut self) -> Result<(), CapabilityError> {
+        self.conn()?;
+        if self.begun {
+            return Ok(());
+        }
+        let isolation = match self.settings.isolation {
+            Isolation::Serializable => "SERIALIZABLE",
+            Isolation::ReadCommitted => "READ COMMITTED",
+        };
+        let sql = format!(
+            "BEGIN ISOLATION LEVEL {isolation}; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+            self.settings.lock_timeout.as_millis(),
+            self.settings.statement_timeout.as_millis()
+        );
+        self.raw(sql).await.map_err(|e| self.statement_failed(e))?;
+        self.begun = true;
+        Ok(())
+    }
+
+    /// `lock(key)`: serialize with other invocations of this tenant on `key`.
+    pub async fn lock(&mut self, key: &str) -> Result<(), CapabilityError> {
+        self.calls += 1;
+        self.conn()?;
+        if key.is_empty() || key.len() > MAX_LOCK_KEY_BYTES {
+            return Err(CallError::Invalid(format!(
+                "lock keys are 1 to {MAX_LOCK_KEY_BYTES} bytes, got {}",
+                key.len()
+            ))
+            .into());
+        }
+        if self.held.contains(key) {
+            return Ok(());
+        }
+        let id = advisory_lock_id("lock", self.tenant, key);
+        if !self.begun {
+            // No snapshot yet: waiting here is safe, the transaction starts after.
+            if self.session_lock(id).await? {
+                self.held.insert(key.to_owned());
+                return Ok(());
+            }
+            return Err(
+                lock_timeout_error(&format!("lock {key:?}"), self.settings.lock_timeout).into(),
+            );
+        }
+        let got = self
+            .try_xact_lock(id)
+            .await
+            .map_err(|e| self.statement_failed(e))?;
+        if got {
+            self.held.insert(key.to_owned());
+            return Ok(());
+        }
+        if self.plan.timed_out.contains(key) || !self.settings.replay_conflicts {
+            return Err(
+                lock_timeout_error(&format!("lock {key:?}"), self.settings.lock_timeout).into(),
+            );
+        }
+        // Waiting now would leave this attempt deciding on a stale snapshot.
+        // Abandon it; the replay queues on the key before its snapshot exists.
+        self.plan.queue_first.insert(key.to_owned());
+        Err(self.abort(Doom::Retry {
+            reason: RetryReason::LockContended,
+            contended_key: Some(key.to_owned()),
+        }))
+    }
+
+    /// `query`: rows of the tenant that match every condition.
+    pub async fn query(
+        &mut self,
+        table: &str,
+        conditions: &[Condition],
+        order: &[OrderBy],
+        limit: Option<u32>,
+    ) -> Result<Vec<Row>, CapabilityError> {
+        self.calls += 1;
+        self.conn()?;
+        let table = sql::resolve_table(table)?;
+        let cap = self.settings.max_rows_per_query;
+        let (fetch, capped) = match limit {
+            Some(n) if n <= cap => (u64::from(n), false),
+            _ => (u64::from(cap) + 1, true),
+        };
+        let statement = sql::select(table, self.tenant, conditions, order, fetch)?;
+        self.ensure_begun().await?;
+        let rows = self
+            .fetch_all(statement)
+            .await
+            .map_err(|e| self.statement_failed(e))?;
+        if capped && rows.len() > cap as usize {
+            return Err(CallError::LimitExceeded(format!(
+                "query on {} matches more than {cap} rows; narrow the conditions or set a limit",
+                table.name
+            ))
+            .into());
+        }
+        rows.iter()
+            .map(|row| sql::decode_row(table, row))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                self.abort(Doom::Fatal(format!(
+                    "decoding a row of {}: {e}",
+                    table.name
+                )))
+            })
+    }
+
+    /// `insert`: one row, returned as stored.
+    pub async fn insert(&mut self, table: &str, values: &[Field]) -> Result<Row, CapabilityError> {
+        self.calls += 1;
+        self.conn()?;
+        let table = sql::resolve_table(table)?;
+        let writes = sql::writes(table, values)?;
+        let keys = self.exclusion_keys_of(table, values);
+        let statement = sql::insert(table, self.tenant, writes)?;
+        self.ensure_begun().await?;
+        let row = match self
+            .write_guarded(table, keys, Write::Returning(statement))
+            .await?
+        {
+            Written::Row(row) => row,
+            Written::Count(_) => unreachable!("an insert returns its row"),
+        };
+        sql::decode_row(table, &row).map_err(|e| {
+            self.abort(Doom::Fatal(format!(
+                "decoding a row of {}: {e}",
+                table.name
+            )))
+        })
+    }
+
+    /// `update`: set `changes` on the tenant's matching rows.
+    pub async fn update(
+        &mut self,
+        table: &str,
+        conditions: &[Condition],
+        changes: &[Field],
+    ) -> Result<u64, CapabilityError> {
+        self.calls += 1;
+        self.conn()?;
+        let table = sql::resolve_table(table)?;
+        let writes = sql::writes(table, changes)?;
+        let mut key_lookup = None;
+        if let (Some(key), true) = (&table.exclusion_key, self.settings.queue_exclusion_writers) {
+            key_lookup = Some(sql::select_exclusion_keys(
+                table,
+                key.column,
+                self.tenant,
+                conditions,
+            )?);
+        }
+        let statement = sql::update(table, self.tenant, conditions, writes)?;
+        self.ensure_begun().await?;
+        let mut keys = self.exclusion_keys_of(table, changes);
+        if let Some(lookup) = key_lookup {
+            let rows = self
+                .fetch_all(lookup)
+                .await
+                .map_err(|e| self.statement_failed(e))?;
+            for row in rows {
+                let id: uuid::Uuid = sqlx::Row::try_get(&row, 0)
+                    .map_err(|e| self.abort(Doom::Fatal(format!("reading exclusion keys: {e}"))))?;
+                keys.insert(id.to_string());
+            }
+        }
+        self.write_count(table, keys, statement).await
+    }
+
+    /// `delete`: remove the tenant's matching rows (conditions required).
+    pub async fn delete(
+        &mut self,
+        table: &str,
+        conditions: &[Condition],
+    ) -> Result<u64, CapabilityError> {
+        self.calls += 1;
+        self.conn()?;
+        let table = sql::resolve_table(table)?;
+        let statement = sql::delete(table, self.tenant, conditions)?;
+        self.ensure_begun().await?;
+        self.write_count(table, BTreeSet::new(), statement).await
+    }
+
+    async fn write_count(
+        &mut self,
+        table: &Table,
+        keys: BTreeSet<String>,
+        statement: Statement,
+    ) -> Result<u64, CapabilityError> {
+        match self
+            .write_guarded(table, keys, Write::Count(statement))
+            .await?
+        {
+            Written::Count(count) => Ok(count),
+            Written::Row(_) => unreachable!("updates and deletes return a count"),
+        }
+    }
+
+    /// The exclusion-key values a write names (for example the service of a
+    /// booking), which the host queues on before writing.
+    fn exclusion_keys_of(&self, table: &Table, fields: &[Field]) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        if let (Some(key), true) = (&table.exclusion_key, self.settings.queue_exclusion_writers) {
+            for field in fields.iter().filter(|f| f.column == key.column) {
+                if let Value::Uuid(id) = &field.value {
+                    keys.insert(id.clone());
+                }
+            }
+        }
+        keys
+    }
+
+    /// Run a write inside a savepoint, so a refused write (conflict, invalid
+    /// value, lock timeout) leaves the transaction usable for the executor's
+    /// next call; queue on the exclusion keys first, in sorted order.
+    async fn write_guarded(
+        &mut self,
+        table: &Table,
+        exclusion_keys: BTreeSet<String>,
+        write: Write,
+    ) -> Result<Written, CapabilityError> {
+        let mut setup = String::from("SAVEPOINT capability_write");
+        for key in &exclusion_keys {
+            let id = advisory_lock_id("exclusion", self.tenant, &format!("{}:{key}", table.name));
+            setup.push_str(&format!("; SELECT pg_advisory_xact_lock({id})"));
+        }
+        let outcome = match self.raw(setup).await {
+            Ok(()) => match write {
+                Write::Returning(statement) => self.fetch_one(statement).await.map(Written::Row),
+                Write::Count(statement) => self
+                    .execute(statement)
+                    .await
+                    .map(|done| Written::Count(done.rows_affected())),
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(value) => {
+                self.raw("RELEASE SAVEPOINT capability_write".into())
+                    .await
+                    .map_err(|e| self.statement_failed(e))?;
+                Ok(value)
+            }
+            Err(error) => {
+                let call_error = match classify(&error) {
+                    DbFailure::Conflict {
+                        constraint,
+                        message,
+                    } => CallError::Conflict(ConflictInfo {
+                        constraint,
+                        message,
+                    }),
+                    DbFailure::Invalid(message) => CallError::Invalid(message),
+                    DbFailure::LockTimeout => lock_timeout_error(
+                        &format!("a write to {}", table.name),
+                        self.settings.lock_timeout,
+                    ),
+                    _ => return Err(self.statement_failed(error)),
+                };
+                self.raw("ROLLBACK TO SAVEPOINT capability_write".into())
+                    .await
+                    .map_err(|e| self.statement_failed(e))?;
+                Err(call_error.into())
+            }
+        }
+    }
+
+    /// Commit (only when the executor returned `ok`) and release session locks.
+    pub async fn commit(mut self) -> Result<(), CommitError> {
+        if let Some(doom) = self.doom.take() {
+            self.finish_failed().await;
+            return Err(match doom {
+                Doom::Retry { reason, .. } => CommitError::Retry(reason),
+                Doom::Fatal(message) => CommitError::Fatal(message),
+            });
+        }
+        if self.begun {
+            if let Err(error) = self.raw("COMMIT".into()).await {
+                let failure = classify(&error);
+                self.begun = false;
+                self.finish_failed().await;
+                return Err(match failure {
+                    DbFailure::Retry(reason) if self.settings.replay_conflicts => {
+                        CommitError::Retry(reason)
+                    }
+                    _ => CommitError::Fatal(format!("COMMIT failed: {error}")),
+                });
+            }
+            self.begun = false;
+        }
+        self.release_session_locks().await;
+        Ok(())
+    }
+
+    /// Roll back everything this attempt did and release its locks.
+    pub async fn rollback(mut self) {
+        self.finish_failed().await;
+    }
+
+    async fn finish_failed(&mut self) {
+        if self.conn.is_none() {
+            return;
+        }
+        if self.in_flight {
+            // The statement future was dropped midway (timeout): the protocol
+            // state is unknown. Closing the session rolls back and unlocks.
+            self.discard_connection();
+            return;
+        }
+        if self.begun {
+            if self.raw("ROLLBACK".into()).await.is_err() {
+                self.discard_connection();
+                return;
+            }
+            self.begun = false;
+        }
+        self.release_session_locks().await;
+    }
+
+    async fn release_session_locks(&mut self) {
+        if self.session_locks && self.conn.is_some() {
+            if self
+                .raw("SELECT pg_advisory_unlock_all(); RESET lock_timeout".into())
+                .await
+                .is_err()
+            {
+                self.discard_connection();
+                return;
+            }
+            self.session_locks = false;
+        }
+    }
+
+    fn discard_connection(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+impl Drop for InvocationTransaction {
+    /// A transaction dropped without commit or rollback (a cancelled
+    /// invocation) must never return its connection to the pool mid-transaction.
+    fn drop(&mut self) {
+        if self.begun || self.in_flight || self.session_locks {
+            self.discard_connection();
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The wasmtime engine: pooling allocator, epoch interruption, and the
+//! ticker that advances epochs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Engine limits.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Most concurrently live instances (and linear memories).
+    pub max_instances: u32,
+    /// Most bytes of linear memory one instance may have.
+    pub max_memory_bytes: usize,
+    /// Most bytes of wasm stack.
+    pub max_wasm_stack: usize,
+    /// How often the epoch advances; deadlines are counted in these ticks.
+    pub epoch_tick: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes: 64 << 20,
+            max_wasm_stack: 512 << 10,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// The engine plus its epoch ticker (stopped when the last clone drops).
+#[derive(Clone)]
+pub struct ExecutorEngine {
+    pub engine: Engine,
+    pub settings: EngineSettings,
+    /// One permit per live instance, so invocations beyond the pool's
+    /// capacity wait for a slot instead of failing to instantiate.
+    slots: Arc<tokio::sync::Semaphore>,
+    _ticker: Arc<EpochTicker>,
+}
+
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl ExecutorEngine {
+    pub fn new(settings: EngineSettings) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(settings.max_wasm_stack);
+        // Host calls run on the async stack; keep it well above the wasm stack.
+        config.async_stack_size(settings.max_wasm_stack + (2 << 20));
+        let mut pooling = PoolingAllocationConfig::default();
+        // A component built by wit-component holds a few core instances (the
+        // module plus shims for imports that allocate) and tables.
+        pooling
+            .total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances * 4)
+            .total_memories(settings.max_instances * 2)
+            .total_tables(settings.max_instances * 4)
+            .total_stacks(settings.max_instances)
+            .max_memory_size(settings.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let ticker_stop = stop.clone();
+        let tick = settings.epoch_tick;
+        std::thread::Builder::new()
+            .name("bookhost-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    match ticker_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_instances as usize));
+        Ok(Self {
+            engine,
+            settings,
+            slots,
+            _ticker: Arc::new(EpochTicker { stop }),
+        })
+    }
+
+    /// Wait for a free instance slot; hold the permit while the instance lives.
+    pub async fn instance_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// Epoch ticks that cover `timeout` (at least one).
+    pub fn ticks_for(&self, timeout: Duration) -> u64 {
+        let tick = self.settings.epoch_tick.as_micros().max(1);
+        (timeout.as_micros().div_ceil(tick) as u64).max(1)
+    }
+}

@@ -1,0 +1,357 @@
+//! The invocation loop: one transaction per attempt, commit only on `ok`,
+//! replay (in a fresh Store) on serialization failures, deadlocks and
+//! contended locks, and exactly one outcome per invocation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use wasmtime::{Store, StoreLimitsBuilder};
+
+use super::registry::{ExecutorRegistry, LoadedExecutor};
+use super::state::InvocationState;
+use super::HostSettings;
+use crate::capabilities::context::{InvocationContext, LogLine};
+use crate::capabilities::transaction::{
+    CommitError, InvocationTransaction, LockPlan, TransactionSettings,
+};
+use crate::capabilities::{CapabilityError, Doom};
+use crate::db::errors::RetryReason;
+use crate::TenantId;
+
+/// Why an invocation could not start. Nothing ran and nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("no executor named {0:?}")]
+    UnknownExecutor(String),
+    #[error("input is not valid JSON: {0}")]
+    InvalidInput(String),
+}
+
+/// How an invocation ended: exactly one of these. Only `Ok` committed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum InvocationOutcome {
+    /// `execute` returned ok and the transaction committed.
+    Ok { output: serde_json::Value },
+    /// `execute` returned an error result; everything was rolled back.
+    UserError { body: serde_json::Value },
+    /// The executor trapped (panic, bad output, ...); rolled back.
+    Trap { message: String },
+    /// The attempt exceeded the execution timeout; rolled back.
+    Timeout { timeout_ms: u64 },
+    /// Every attempt hit a serialization failure, deadlock or contended
+    /// lock. Nothing was written; retrying later may succeed.
+    RetriesExhausted {
+        attempts: u32,
+        last_reason: RetryReason,
+    },
+    /// The database failed in a way a replay would not fix; rolled back.
+    HostFailure { message: String },
+}
+
+impl InvocationOutcome {
+    /// The short kind name (`ok`, `user_error`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvocationOutcome::Ok { .. } => "ok",
+            InvocationOutcome::UserError { .. } => "user_error",
+            InvocationOutcome::Trap { .. } => "trap",
+            InvocationOutcome::Timeout { .. } => "timeout",
+            InvocationOutcome::RetriesExhausted { .. } => "retries_exhausted",
+            InvocationOutcome::HostFailure { .. } => "host_failure",
+        }
+    }
+}
+
+/// What the host reports about one invocation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InvocationReport {
+    pub invocation_id: uuid::Uuid,
+    pub executor: String,
+    pub tenant: String,
+    #[serde(flatten)]
+    pub outcome: InvocationOutcome,
+    /// Attempts made (1 + replays).
+    pub attempts: u32,
+    /// Why each replay happened, in order.
+    pub replays: Vec<RetryReason>,
+    /// Every line the executor logged, in every attempt.
+    pub logs: Vec<LogLine>,
+    #[serde(serialize_with = "as_millis")]
+    pub duration: Duration,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+enum AttemptEnd {
+    Done(InvocationOutcome),
+    Replay(RetryReason),
+}
+
+/// The host: a pool, the executors, the discipline.
+#[derive(Clone)]
+pub struct Host {
+    pool: PgPool,
+    registry: Arc<ExecutorRegistry>,
+    settings: Arc<HostSettings>,
+    transaction_settings: Arc<TransactionSettings>,
+}
+
+impl Host {
+    pub fn new(pool: PgPool, registry: Arc<ExecutorRegistry>, settings: HostSettings) -> Self {
+        let transaction_settings = Arc::new(settings.discipline.transaction.clone());
+        Self {
+            pool,
+            registry,
+            settings: Arc::new(settings),
+            transaction_settings,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn registry(&self) -> &ExecutorRegistry {
+        &self.registry
+    }
+
+    /// Run `executor` for `tenant` on `input` (JSON text) under the discipline.
+    pub async fn invoke(
+        &self,
+        tenant: TenantId,
+        executor: &str,
+        input: &str,
+    ) -> Result<InvocationReport, InvokeError> {
+        let executor = self
+            .registry
+            .get(executor)
+            .ok_or_else(|| InvokeError::UnknownExecutor(executor.to_owned()))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(input)
+            .map_err(|e| InvokeError::InvalidInput(e.to_string()))?;
+
+        let started = Instant::now();
+        let invocation = InvocationIdentity {
+            tenant,
+            id: uuid::Uuid::new_v4(),
+            now_micros: chrono::Utc::now().timestamp_micros(),
+        };
+        let discipline = &self.settings.discipline;
+        let mut plan = LockPlan::default();
+        let mut logs = Vec::new();
+        let mut replays = Vec::new();
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let end = self
+                .attempt(&executor, &invocation, attempt, input, &mut plan, &mut logs)
+                .await;
+            match end {
+                AttemptEnd::Done(outcome) => break outcome,
+                AttemptEnd::Replay(reason) => {
+                    tracing::debug!(invocation = %invocation.id, attempt, %reason, "replaying");
+                    replays.push(reason);
+                    if attempt >= discipline.max_attempts {
+                        break InvocationOutcome::RetriesExhausted {
+                            attempts: attempt,
+                            last_reason: reason,
+                        };
+                    }
+                    // A contended lock's replay waits in the lock queue instead.
+                    if reason != RetryReason::LockContended {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                    }
+                }
+            }
+        };
+        let report = InvocationReport {
+            invocation_id: invocation.id,
+            executor: executor.name.to_string(),
+            tenant: tenant.to_string(),
+            outcome,
+            attempts: attempt,
+            replays,
+            logs,
+            duration: started.elapsed(),
+        };
+        tracing::info!(
+            invocation = %report.invocation_id,
+            executor = %report.executor,
+            outcome = report.outcome.kind(),
+            attempts = report.attempts,
+            "invocation finished"
+        );
+        Ok(report)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let discipline = &self.settings.discipline;
+        let ceiling = discipline
+            .backoff_base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(discipline.backoff_cap);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+
+    async fn attempt(
+        &self,
+        executor: &LoadedExecutor,
+        invocation: &InvocationIdentity,
+        attempt: u32,
+        input: &str,
+        plan: &mut LockPlan,
+        logs: &mut Vec<LogLine>,
+    ) -> AttemptEnd {
+        let engine = self.registry.engine();
+        let _slot = engine.instance_slot().await;
+        let conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                return AttemptEnd::Done(InvocationOutcome::HostFailure {
+                    message: format!("no database connection: {e}"),
+                })
+            }
+        };
+        let mut transaction = InvocationTransaction::new(
+            Some(conn),
+            invocation.tenant,
+            self.transaction_settings.clone(),
+            plan.clone(),
+        );
+        if let Err(error) = transaction.acquire_planned_locks().await {
+            *plan = transaction.plan().clone();
+            transaction.rollback().await;
+            return match error {
+                CapabilityError::Abort(doom) => doom_end(doom),
+                CapabilityError::Call(call) => AttemptEnd::Done(InvocationOutcome::HostFailure {
+                    message: format!("queueing on contended locks failed: {call:?}"),
+                }),
+            };
+        }
+
+        let state = InvocationState {
+            context: InvocationContext::new(
+                invocation.tenant,
+                invocation.id,
+                invocation.now_micros,
+                attempt,
+                self.settings.max_log_bytes,
+            ),
+            transaction,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(engine.settings.max_memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&engine.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let timeout = self.settings.execution_timeout;
+        store.set_epoch_deadline(engine.ticks_for(timeout));
+        store.epoch_deadline_trap();
+
+        let call = async {
+            let instance = executor
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Failure::Instantiate)?;
+            instance
+                .call_execute(&mut store, input)
+                .await
+                .map_err(Failure::Trap)
+        };
+        // The epoch deadline stops guest code; this bound also covers time
+        // spent inside host calls, where epochs are not checked.
+        let result = tokio::time::timeout(timeout + Duration::from_millis(50), call).await;
+
+        let InvocationState {
+            context,
+            transaction,
+            ..
+        } = store.into_data();
+        logs.extend(context.logs);
+        *plan = transaction.plan().clone();
+        let timed_out = InvocationOutcome::Timeout {
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        match result {
+            Err(_elapsed) => {
+                transaction.rollback().await;
+                AttemptEnd::Done(timed_out)
+            }
+            Ok(Err(Failure::Instantiate(error))) => {
+                transaction.rollback().await;
+                AttemptEnd::Done(InvocationOutcome::HostFailure {
+                    message: format!("instantiation failed: {error}"),
+                })
+            }
+            Ok(Err(Failure::Trap(trap))) => {
+                let doom = transaction.doom().cloned();
+                transaction.rollback().await;
+                match doom {
+                    Some(doom) => doom_end(doom),
+                    None if matches!(
+                        trap.downcast_ref::<wasmtime::Trap>(),
+                        Some(wasmtime::Trap::Interrupt)
+                    ) =>
+                    {
+                        AttemptEnd::Done(timed_out)
+                    }
+                    None => AttemptEnd::Done(InvocationOutcome::Trap {
+                        message: trap_message(&trap),
+                    }),
+                }
+            }
+            Ok(Ok(Err(body))) => {
+                transaction.rollback().await;
+                let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+                AttemptEnd::Done(InvocationOutcome::UserError { body })
+            }
+            Ok(Ok(Ok(output))) => match serde_json::from_str(&output) {
+                Err(e) => {
+                    transaction.rollback().await;
+                    AttemptEnd::Done(InvocationOutcome::Trap {
+                        message: format!("execute returned ok with a result that is not JSON: {e}"),
+                    })
+                }
+                Ok(output) => match transaction.commit().await {
+                    Ok(()) => AttemptEnd::Done(InvocationOutcome::Ok { output }),
+                    Err(CommitError::Retry(reason)) => AttemptEnd::Replay(reason),
+                    Err(CommitError::Fatal(message)) => {
+                        AttemptEnd::Done(InvocationOutcome::HostFailure { message })
+                    }
+                },
+            },
+        }
+    }
+}
+
+/// Where an attempt's wasm side failed: the host could not instantiate
+/// (resources), or the executor trapped.
+enum Failure {
+    Instantiate(wasmtime::Error),
+    Trap(wasmtime::Error),
+}
+
+struct InvocationIdentity {
+    tenant: TenantId,
+    id: uuid::Uuid,
+    now_micros: i64,
+}
+
+fn doom_end(doom: Doom) -> AttemptEnd {
+    match doom {
+        Doom::Retry { reason, .. } => AttemptEnd::Replay(reason),
+        Doom::Fatal(message) => AttemptEnd::Done(InvocationOutcome::HostFailure { message }),
+    }
+}
+
+fn trap_message(trap: &wasmtime::Error) -> String {
+    match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(code) => format!("{code}"),
+        None => format!("{trap}"),
+    }
+}

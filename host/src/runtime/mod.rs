@@ -1,0 +1,81 @@
+//! The executor runtime: the wasmtime engine, the registry of compiled
+//! executors, the per-invocation Store state, and the invocation loop that
+//! keeps the transactional discipline. It knows nothing of HTTP.
+
+mod engine;
+mod invoke;
+mod registry;
+mod state;
+
+pub use crate::capabilities::context::LogLine;
+pub use crate::capabilities::transaction::{Isolation, TransactionSettings};
+pub use engine::{EngineSettings, ExecutorEngine};
+pub use invoke::{Host, InvocationOutcome, InvocationReport, InvokeError};
+pub use registry::{ExecutorRegistry, LoadedExecutor};
+pub use state::InvocationState;
+
+use std::time::Duration;
+
+/// The discipline of DESIGN.md. `Default` is the real thing; the one other
+/// constructor exists for tests that must show the anomalies it prevents.
+#[derive(Debug, Clone)]
+pub struct DisciplineSettings {
+    pub transaction: TransactionSettings,
+    /// Attempts per invocation before giving up with `retries-exhausted`.
+    pub max_attempts: u32,
+    /// Backoff before a replay after a serialization failure or deadlock:
+    /// a random wait in [0, min(cap, base * 2^(attempt-1))] ("full jitter").
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for DisciplineSettings {
+    fn default() -> Self {
+        Self {
+            transaction: TransactionSettings::default(),
+            max_attempts: 16,
+            backoff_base: Duration::from_millis(2),
+            backoff_cap: Duration::from_millis(100),
+        }
+    }
+}
+
+impl DisciplineSettings {
+    /// TEST-ONLY: the discipline switched off. READ COMMITTED, no replay, no
+    /// queueing of exclusion-constraint writers: what a naive application
+    /// does. Exists so race tests can prove they detect the anomaly.
+    pub fn unsafe_for_tests() -> Self {
+        Self {
+            transaction: TransactionSettings {
+                isolation: Isolation::ReadCommitted,
+                replay_conflicts: false,
+                queue_exclusion_writers: false,
+                ..TransactionSettings::default()
+            },
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Everything the host is configured with.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    pub discipline: DisciplineSettings,
+    pub engine: EngineSettings,
+    /// Wall-clock bound on one attempt, including time inside host calls.
+    pub execution_timeout: Duration,
+    /// Most bytes of log an invocation keeps.
+    pub max_log_bytes: usize,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        Self {
+            discipline: DisciplineSettings::default(),
+            engine: EngineSettings::default(),
+            execution_timeout: Duration::from_secs(10),
+            max_log_bytes: 64 * 1024,
+        }
+    }
+}

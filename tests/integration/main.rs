@@ -1,0 +1,9 @@
+//! Integration tests: a real PostgreSQL started by the tests, real executor
+//! components built from plugins/. One binary so the cluster starts once.
+
+mod capabilities;
+mod cli;
+mod faults;
+mod races;
+mod replay;
+mod tenancy;
