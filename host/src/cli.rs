@@ -145,12 +145,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             let mut cluster = LocalCluster::start(&data_dir, &options)?;
             println!("DATABASE_URL={}", cluster.database_url());
-            println!("(also on 127.0.0.1:{port}; Ctrl-C stops the server)");
-            let status = tokio::task::spawn_blocking(move || cluster.wait()).await??;
-            anyhow::ensure!(
-                status.success() || status.code().is_none(),
-                "postgres exited with {status}"
-            );
+            println!("(also on 127.0.0.1:{port}, trust authentication: for development only; Ctrl-C stops it)");
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            cluster.stop();
             Ok(0)
         }
     }

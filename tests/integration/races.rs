@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use bookhost::db::errors::RetryReason;
 use bookhost::{DisciplineSettings, HostSettings, InvocationOutcome, InvocationReport};
 use bookhost_tests::*;
 use serde_json::{json, Value};
@@ -114,6 +115,17 @@ async fn hot_slot_rounds(executor: &str) {
         let (total, max) = attempts(&reports);
         all_attempts += total;
         worst = worst.max(max);
+        // The host queues writers of one exclusion key, so they never wait
+        // on each other's constraint checks in deadlock cycles (DESIGN.md, trap 2).
+        let deadlocks = reports
+            .iter()
+            .flat_map(|r| &r.replays)
+            .filter(|r| **r == RetryReason::Deadlock)
+            .count();
+        assert_eq!(
+            deadlocks, 0,
+            "round {round}: deadlock replays on the exclusion constraint"
+        );
     }
     println!(
         "{executor} hot slot: {ROUNDS} rounds x {CONCURRENCY} concurrent: every round 1 ok + {} slot_taken; \
