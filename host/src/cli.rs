@@ -115,7 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             let settings = HostSettings::default();
             let engine = ExecutorEngine::new(settings.engine.clone())?;
-            let mut registry = ExecutorRegistry::new(engine)?;
+            let registry = ExecutorRegistry::new(engine)?;
             let path = executors_dir.join(format!("{executor}.wasm"));
             let bytes = std::fs::read(&path).with_context(|| {
                 format!(

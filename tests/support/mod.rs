@@ -116,7 +116,7 @@ pub fn executors() -> Arc<ExecutorRegistry> {
                     .unwrap()
                     .block_on(async {
                         let engine = ExecutorEngine::new(EngineSettings::default()).unwrap();
-                        let mut registry = ExecutorRegistry::new(engine).unwrap();
+                        let registry = ExecutorRegistry::new(engine).unwrap();
                         let dir = components_dir();
                         let names = registry.load_dir(&dir).await.unwrap_or_else(|e| {
                             panic!(

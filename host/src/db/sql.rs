@@ -262,12 +262,14 @@ pub fn insert(
     Ok(query.build_sqlx(PostgresQueryBuilder))
 }
 
-/// `UPDATE table SET .. WHERE tenant AND conditions`
+/// `UPDATE table SET .. WHERE tenant AND conditions` (`RETURNING` the
+/// exposed columns when `returning`, for dry runs).
 pub fn update(
     table: &'static Table,
     tenant: TenantId,
     conditions: &[Condition],
     changes: Vec<(&'static Column, SqlValue)>,
+    returning: bool,
 ) -> Result<Statement, CallError> {
     if changes.is_empty() {
         return Err(CallError::Invalid(
@@ -283,6 +285,9 @@ pub fn update(
     for expr in filters(table, tenant, conditions)? {
         query.and_where(expr);
     }
+    if returning {
+        query.returning(Query::returning().columns(table.column_names().map(ident)));
+    }
     Ok(query.build_sqlx(PostgresQueryBuilder))
 }
 
@@ -291,6 +296,7 @@ pub fn delete(
     table: &'static Table,
     tenant: TenantId,
     conditions: &[Condition],
+    returning: bool,
 ) -> Result<Statement, CallError> {
     if conditions.is_empty() {
         return Err(CallError::Invalid(
@@ -301,6 +307,9 @@ pub fn delete(
     query.from_table(ident(table.name));
     for expr in filters(table, tenant, conditions)? {
         query.and_where(expr);
+    }
+    if returning {
+        query.returning(Query::returning().columns(table.column_names().map(ident)));
     }
     Ok(query.build_sqlx(PostgresQueryBuilder))
 }
@@ -333,4 +342,28 @@ pub fn decode_row(table: &Table, row: &PgRow) -> Result<Row, sqlx::Error> {
             })
         })
         .collect()
+}
+
+/// A row as a JSON object (timestamps as RFC 3339, JSON columns inlined),
+/// for reports and read endpoints.
+pub fn row_to_json(row: &[Field]) -> serde_json::Value {
+    row.iter()
+        .map(|field| (field.column.clone(), value_to_json(&field.value)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+pub fn value_to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match value {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => Json::from(*i),
+        Value::Float(f) => Json::from(*f),
+        Value::Text(t) | Value::Uuid(t) => Json::String(t.clone()),
+        Value::Timestamp(micros) => chrono::DateTime::from_timestamp_micros(*micros)
+            .map(|t| Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .unwrap_or(Json::Null),
+        Value::Json(text) => serde_json::from_str(text).unwrap_or(Json::Null),
+    }
 }

@@ -13,10 +13,11 @@ use super::state::InvocationState;
 use super::HostSettings;
 use crate::capabilities::context::{InvocationContext, LogLine};
 use crate::capabilities::transaction::{
-    CommitError, InvocationTransaction, LockPlan, TransactionSettings,
+    CommitError, InvocationTransaction, LockPlan, TransactionSettings, WriteRecord,
 };
 use crate::capabilities::{CapabilityError, Doom};
 use crate::db::errors::RetryReason;
+use crate::db::sql::Statement;
 use crate::TenantId;
 
 /// Why an invocation could not start. Nothing ran and nothing was written.
@@ -78,6 +79,12 @@ pub struct InvocationReport {
     pub replays: Vec<RetryReason>,
     /// Every line the executor logged, in every attempt.
     pub logs: Vec<LogLine>,
+    /// A dry run: the transaction was rolled back whatever the outcome.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// In a dry run, every row the successful attempt wrote.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<WriteRecord>,
     #[serde(serialize_with = "as_millis")]
     pub duration: Duration,
 }
@@ -89,6 +96,56 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 enum AttemptEnd {
     Done(InvocationOutcome),
     Replay(RetryReason),
+    /// `execute` returned ok with JSON; the loop commits (or, for a dry run,
+    /// rolls back) once it has the report.
+    Succeeded {
+        transaction: Box<InvocationTransaction>,
+        output: serde_json::Value,
+    },
+}
+
+/// A statement that must commit exactly when the executor's writes do,
+/// built from the report the caller will receive (idempotency records).
+pub trait CommitHook: Send + Sync {
+    fn statement(&self, report: &InvocationReport) -> Statement;
+}
+
+/// How to run one invocation.
+#[derive(Clone, Default)]
+pub struct InvokeOptions {
+    /// Run the executor, report its writes, then roll back even on ok.
+    pub dry_run: bool,
+    /// Run inside the transaction just before COMMIT.
+    pub on_commit: Option<Arc<dyn CommitHook>>,
+}
+
+/// What the loop accumulates across the attempts of one invocation.
+struct InvocationRun {
+    identity: InvocationIdentity,
+    executor: String,
+    started: Instant,
+    plan: LockPlan,
+    logs: Vec<LogLine>,
+    replays: Vec<RetryReason>,
+    attempts: u32,
+    writes: Vec<WriteRecord>,
+}
+
+impl InvocationRun {
+    fn report(&self, outcome: InvocationOutcome, dry_run: bool) -> InvocationReport {
+        InvocationReport {
+            invocation_id: self.identity.id,
+            executor: self.executor.clone(),
+            tenant: self.identity.tenant.to_string(),
+            outcome,
+            attempts: self.attempts,
+            replays: self.replays.clone(),
+            logs: self.logs.clone(),
+            dry_run,
+            writes: self.writes.clone(),
+            duration: self.started.elapsed(),
+        }
+    }
 }
 
 /// The host: a pool, the executors, the discipline.
@@ -119,7 +176,8 @@ impl Host {
         &self.registry
     }
 
-    /// Run `executor` for `tenant` on `input` (JSON text) under the discipline.
+    /// Run the executor registered as `executor` (see
+    /// [`ExecutorRegistry::get`]) for `tenant` on `input` (JSON text).
     pub async fn invoke(
         &self,
         tenant: TenantId,
@@ -130,53 +188,88 @@ impl Host {
             .registry
             .get(executor)
             .ok_or_else(|| InvokeError::UnknownExecutor(executor.to_owned()))?;
+        self.invoke_executor(tenant, &executor, input, InvokeOptions::default())
+            .await
+    }
+
+    /// Run `executor` for `tenant` on `input` (JSON text) under the discipline.
+    pub async fn invoke_executor(
+        &self,
+        tenant: TenantId,
+        executor: &LoadedExecutor,
+        input: &str,
+        options: InvokeOptions,
+    ) -> Result<InvocationReport, InvokeError> {
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| InvokeError::InvalidInput(e.to_string()))?;
-
-        let started = Instant::now();
-        let invocation = InvocationIdentity {
-            tenant,
-            id: uuid::Uuid::new_v4(),
-            now_micros: chrono::Utc::now().timestamp_micros(),
+        let mut run = InvocationRun {
+            identity: InvocationIdentity {
+                tenant,
+                id: uuid::Uuid::new_v4(),
+                now_micros: chrono::Utc::now().timestamp_micros(),
+            },
+            executor: executor.name.to_string(),
+            started: Instant::now(),
+            plan: LockPlan::default(),
+            logs: Vec::new(),
+            replays: Vec::new(),
+            attempts: 0,
+            writes: Vec::new(),
         };
         let discipline = &self.settings.discipline;
-        let mut plan = LockPlan::default();
-        let mut logs = Vec::new();
-        let mut replays = Vec::new();
-        let mut attempt = 0;
         let outcome = loop {
-            attempt += 1;
-            let end = self
-                .attempt(&executor, &invocation, attempt, input, &mut plan, &mut logs)
-                .await;
+            run.attempts += 1;
+            let end = match self
+                .attempt(executor, &mut run, input, options.dry_run)
+                .await
+            {
+                AttemptEnd::Succeeded {
+                    mut transaction,
+                    output,
+                } if options.dry_run => {
+                    run.writes = transaction.take_writes();
+                    transaction.rollback().await;
+                    AttemptEnd::Done(InvocationOutcome::Ok { output })
+                }
+                AttemptEnd::Succeeded {
+                    transaction,
+                    output,
+                } => {
+                    let outcome = InvocationOutcome::Ok { output };
+                    let last = options
+                        .on_commit
+                        .as_ref()
+                        .map(|hook| hook.statement(&run.report(outcome.clone(), false)));
+                    match transaction.commit_with(last).await {
+                        Ok(()) => AttemptEnd::Done(outcome),
+                        Err(CommitError::Retry(reason)) => AttemptEnd::Replay(reason),
+                        Err(CommitError::Fatal(message)) => {
+                            AttemptEnd::Done(InvocationOutcome::HostFailure { message })
+                        }
+                    }
+                }
+                other => other,
+            };
             match end {
                 AttemptEnd::Done(outcome) => break outcome,
                 AttemptEnd::Replay(reason) => {
-                    tracing::debug!(invocation = %invocation.id, attempt, %reason, "replaying");
-                    replays.push(reason);
-                    if attempt >= discipline.max_attempts {
+                    tracing::debug!(invocation = %run.identity.id, attempt = run.attempts, %reason, "replaying");
+                    run.replays.push(reason);
+                    if run.attempts >= discipline.max_attempts {
                         break InvocationOutcome::RetriesExhausted {
-                            attempts: attempt,
+                            attempts: run.attempts,
                             last_reason: reason,
                         };
                     }
                     // A contended lock's replay waits in the lock queue instead.
                     if reason != RetryReason::LockContended {
-                        tokio::time::sleep(self.backoff(attempt)).await;
+                        tokio::time::sleep(self.backoff(run.attempts)).await;
                     }
                 }
+                AttemptEnd::Succeeded { .. } => unreachable!("settled above"),
             }
         };
-        let report = InvocationReport {
-            invocation_id: invocation.id,
-            executor: executor.name.to_string(),
-            tenant: tenant.to_string(),
-            outcome,
-            attempts: attempt,
-            replays,
-            logs,
-            duration: started.elapsed(),
-        };
+        let report = run.report(outcome, options.dry_run);
         tracing::info!(
             invocation = %report.invocation_id,
             executor = %report.executor,
@@ -199,12 +292,11 @@ impl Host {
     async fn attempt(
         &self,
         executor: &LoadedExecutor,
-        invocation: &InvocationIdentity,
-        attempt: u32,
+        run: &mut InvocationRun,
         input: &str,
-        plan: &mut LockPlan,
-        logs: &mut Vec<LogLine>,
+        dry_run: bool,
     ) -> AttemptEnd {
+        let (invocation, attempt) = (&run.identity, run.attempts);
         let engine = self.registry.engine();
         let _slot = engine.instance_slot().await;
         let conn = match self.pool.acquire().await {
@@ -219,10 +311,13 @@ impl Host {
             Some(conn),
             invocation.tenant,
             self.transaction_settings.clone(),
-            plan.clone(),
+            run.plan.clone(),
         );
+        if dry_run {
+            transaction = transaction.record_writes();
+        }
         if let Err(error) = transaction.acquire_planned_locks().await {
-            *plan = transaction.plan().clone();
+            run.plan = transaction.plan().clone();
             transaction.rollback().await;
             return match error {
                 CapabilityError::Abort(doom) => doom_end(doom),
@@ -272,8 +367,8 @@ impl Host {
             transaction,
             ..
         } = store.into_data();
-        logs.extend(context.logs);
-        *plan = transaction.plan().clone();
+        run.logs.extend(context.logs);
+        run.plan = transaction.plan().clone();
         let timed_out = InvocationOutcome::Timeout {
             timeout_ms: timeout.as_millis() as u64,
         };
@@ -317,12 +412,9 @@ impl Host {
                         message: format!("execute returned ok with a result that is not JSON: {e}"),
                     })
                 }
-                Ok(output) => match transaction.commit().await {
-                    Ok(()) => AttemptEnd::Done(InvocationOutcome::Ok { output }),
-                    Err(CommitError::Retry(reason)) => AttemptEnd::Replay(reason),
-                    Err(CommitError::Fatal(message)) => {
-                        AttemptEnd::Done(InvocationOutcome::HostFailure { message })
-                    }
+                Ok(output) => AttemptEnd::Succeeded {
+                    transaction: Box::new(transaction),
+                    output,
                 },
             },
         }

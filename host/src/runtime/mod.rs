@@ -10,8 +10,10 @@ mod state;
 pub use crate::capabilities::context::LogLine;
 pub use crate::capabilities::transaction::{Isolation, TransactionSettings};
 pub use engine::{EngineSettings, ExecutorEngine};
-pub use invoke::{Host, InvocationOutcome, InvocationReport, InvokeError};
-pub use registry::{ExecutorRegistry, LoadedExecutor};
+pub use invoke::{
+    CommitHook, Host, InvocationOutcome, InvocationReport, InvokeError, InvokeOptions,
+};
+pub use registry::{digest, ExecutorRegistry, LoadedExecutor, RejectedComponent};
 pub use state::InvocationState;
 
 use std::time::Duration;

@@ -1,10 +1,12 @@
-//! Executors compiled once and pre-instantiated, by name.
+//! Executors compiled once and pre-instantiated, by content digest, with an
+//! on-disk cache of compiled artifacts and the checks an upload must pass.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Store;
 
@@ -21,14 +23,50 @@ pub struct LoadedExecutor {
     pub name: ExecutorName,
     pub description: String,
     pub input_schema: serde_json::Value,
+    /// SHA-256 (hex) of the component bytes: the version's identity.
+    pub digest: String,
     pub(crate) pre: ExecutorPre<InvocationState>,
 }
 
-/// The executors this host can run.
+/// Why a component is not a usable executor. Each says exactly what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectedComponent {
+    #[error("the upload is empty")]
+    Empty,
+    #[error("the upload is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the upload is a core WebAssembly module, not a component; make it a component targeting bookhost's `executor` world (for example with `wasm-tools component new`)")]
+    CoreModule,
+    #[error(
+        "the upload is not a WebAssembly binary (it does not start with the wasm magic bytes)"
+    )]
+    NotWasm,
+    #[error("the component is invalid: {0}")]
+    Invalid(String),
+    #[error("the component imports something bookhost does not provide (executors may import only bookhost:executor/context and bookhost:executor/transaction): {0}")]
+    ForeignImport(String),
+    #[error("the component does not export `describe` and `execute` of bookhost's `executor` world: {0}")]
+    WrongExports(String),
+    #[error("describe() failed: {0}")]
+    DescribeFailed(String),
+    #[error("describe() returned an invalid manifest: {0}")]
+    BadManifest(String),
+}
+
+/// The executors this host can run, by digest (and, for local use, by name).
 pub struct ExecutorRegistry {
     engine: ExecutorEngine,
     linker: Linker<InvocationState>,
-    executors: BTreeMap<ExecutorName, Arc<LoadedExecutor>>,
+    by_digest: RwLock<HashMap<String, Arc<LoadedExecutor>>>,
+    by_name: RwLock<HashMap<String, Arc<LoadedExecutor>>>,
+    artifact_cache: Option<PathBuf>,
+    /// Most bytes an uploaded component may have.
+    pub max_component_bytes: usize,
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 impl ExecutorRegistry {
@@ -47,57 +85,135 @@ impl ExecutorRegistry {
         Ok(Self {
             engine,
             linker,
-            executors: BTreeMap::new(),
+            by_digest: RwLock::default(),
+            by_name: RwLock::default(),
+            artifact_cache: None,
+            max_component_bytes: 8 << 20,
         })
+    }
+
+    /// Keep compiled artifacts in `dir`, so a restart does not recompile.
+    /// Only files this host wrote there are ever loaded: names are the
+    /// digest of the uploaded bytes plus the engine's compatibility hash,
+    /// and uploads themselves are always compiled, never deserialized.
+    pub fn with_artifact_cache(mut self, dir: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        self.artifact_cache = Some(dir);
+        Ok(self)
     }
 
     pub fn engine(&self) -> &ExecutorEngine {
         &self.engine
     }
 
+    /// The executor registered under `name` by [`Self::load`] (local use: CLI, tests).
     pub fn get(&self, name: &str) -> Option<Arc<LoadedExecutor>> {
-        self.executors
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, e)| e.clone())
+        self.by_name
+            .read()
+            .expect("not poisoned")
+            .get(name)
+            .cloned()
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &ExecutorName> {
-        self.executors.keys()
+    /// A compiled executor by digest, if this host has it.
+    pub fn get_by_digest(&self, digest: &str) -> Option<Arc<LoadedExecutor>> {
+        self.by_digest
+            .read()
+            .expect("not poisoned")
+            .get(digest)
+            .cloned()
     }
 
-    /// Compile `bytes`, check it is an executor, ask it to describe itself,
-    /// and register it under the name it gives.
-    pub async fn load(&mut self, bytes: &[u8]) -> anyhow::Result<Arc<LoadedExecutor>> {
-        let component = Component::new(&self.engine.engine, bytes)
-            .map_err(anyhow::Error::from)
-            .context("not a valid WebAssembly component")?;
+    /// Validate and compile `bytes` (or reuse this host's compiled artifact),
+    /// ask the executor to describe itself, and keep it by digest and name.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedExecutor>, RejectedComponent> {
+        let digest = digest(bytes);
+        if let Some(loaded) = self.get_by_digest(&digest) {
+            return Ok(loaded);
+        }
+        check_envelope(bytes, self.max_component_bytes)?;
+        let component = self.compile(bytes, &digest)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .context("the component does not fit bookhost's `executor` world")?;
+            .map_err(|e| RejectedComponent::ForeignImport(format!("{e:#}")))?;
         let pre = ExecutorPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .context("the component does not export `describe` and `execute` as the world says")?;
+            .map_err(|e| RejectedComponent::WrongExports(format!("{e:#}")))?;
         let manifest = self.describe(&pre).await?;
-        let name = ExecutorName::parse(&manifest.name).context("describe() returned a bad name")?;
+        let name = ExecutorName::parse(&manifest.name)
+            .map_err(|e| RejectedComponent::BadManifest(e.to_string()))?;
         let input_schema: serde_json::Value = serde_json::from_str(&manifest.input_schema)
-            .with_context(|| {
-                format!("{name}: describe() returned an input schema that is not JSON")
+            .map_err(|e| {
+                RejectedComponent::BadManifest(format!("the input schema is not JSON: {e}"))
             })?;
-        let executor = Arc::new(LoadedExecutor {
+        jsonschema::meta::validate(&input_schema).map_err(|e| {
+            RejectedComponent::BadManifest(format!(
+                "the input schema is not a valid JSON Schema: {e}"
+            ))
+        })?;
+        if manifest.description.trim().is_empty() {
+            return Err(RejectedComponent::BadManifest(
+                "the description is empty".into(),
+            ));
+        }
+        let loaded = Arc::new(LoadedExecutor {
             name: name.clone(),
             description: manifest.description,
             input_schema,
+            digest: digest.clone(),
             pre,
         });
-        self.executors.insert(name, executor.clone());
-        Ok(executor)
+        self.by_digest
+            .write()
+            .expect("not poisoned")
+            .insert(digest, loaded.clone());
+        self.by_name
+            .write()
+            .expect("not poisoned")
+            .insert(name.to_string(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, RejectedComponent> {
+        let engine = &self.engine.engine;
+        let cached = self.artifact_cache.as_ref().map(|dir| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+        });
+        if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the file is one this host serialized (see with_artifact_cache),
+            // named by the digest of the source and this engine's compatibility hash.
+            match unsafe { Component::deserialize_file(engine, path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}")
+                }
+            }
+        }
+        let component = Component::new(engine, bytes)
+            .map_err(|e| RejectedComponent::Invalid(format!("{e:#}")))?;
+        if let Some(path) = cached {
+            // Write then rename, so a concurrent reader never sees half a file.
+            let written = component
+                .serialize()
+                .map_err(anyhow::Error::from)
+                .and_then(|artifact| {
+                    let partial = path.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
+                    std::fs::write(&partial, artifact)?;
+                    std::fs::rename(&partial, &path)?;
+                    Ok(())
+                });
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), "could not cache the compiled artifact: {e:#}");
+            }
+        }
+        Ok(component)
     }
 
     /// Load every `*.wasm` component in `dir`.
-    pub async fn load_dir(&mut self, dir: &Path) -> anyhow::Result<Vec<ExecutorName>> {
+    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<Vec<ExecutorName>> {
         let mut paths: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read executor directory {}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -117,7 +233,10 @@ impl ExecutorRegistry {
         Ok(names)
     }
 
-    async fn describe(&self, pre: &ExecutorPre<InvocationState>) -> anyhow::Result<Manifest> {
+    async fn describe(
+        &self,
+        pre: &ExecutorPre<InvocationState>,
+    ) -> Result<Manifest, RejectedComponent> {
         let state = InvocationState {
             context: InvocationContext::new(
                 TenantId(uuid::Uuid::nil()),
@@ -132,20 +251,46 @@ impl ExecutorRegistry {
                 Arc::new(TransactionSettings::default()),
                 LockPlan::default(),
             ),
-            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(self.engine.settings.max_memory_bytes)
+                .build(),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.engine.ticks_for(std::time::Duration::from_secs(1)));
         store.epoch_deadline_trap();
-        let instance = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(anyhow::Error::from)?;
+        let _slot = self.engine.instance_slot().await;
+        let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
+            RejectedComponent::DescribeFailed(format!("instantiation failed: {e:#}"))
+        })?;
         instance
             .call_describe(&mut store)
             .await
-            .map_err(anyhow::Error::from)
-            .context("describe() trapped")
+            .map_err(|e| RejectedComponent::DescribeFailed(format!("{e:#}")))
     }
+}
+
+/// Cheap checks before any compilation: size, magic, component vs module.
+fn check_envelope(bytes: &[u8], limit: usize) -> Result<(), RejectedComponent> {
+    if bytes.is_empty() {
+        return Err(RejectedComponent::Empty);
+    }
+    if bytes.len() > limit {
+        return Err(RejectedComponent::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    if !bytes.starts_with(b"\0asm") {
+        return Err(RejectedComponent::NotWasm);
+    }
+    if wasmtime::wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(RejectedComponent::CoreModule);
+    }
+    if !wasmtime::wasmparser::Parser::is_component(bytes) {
+        return Err(RejectedComponent::Invalid(
+            "unknown WebAssembly binary version".into(),
+        ));
+    }
+    Ok(())
 }

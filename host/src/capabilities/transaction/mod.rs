@@ -106,6 +106,19 @@ pub struct InvocationTransaction {
     doom: Option<Doom>,
     /// Capability calls made in this attempt.
     pub calls: u32,
+    /// Keep every row written (dry runs report them).
+    record_writes: bool,
+    writes: Vec<WriteRecord>,
+}
+
+/// One row an attempt wrote.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WriteRecord {
+    pub table: String,
+    /// `insert`, `update` or `delete`.
+    pub operation: &'static str,
+    /// The row as stored (after the write; before it, for deletes).
+    pub row: serde_json::Value,
 }
 
 /// A write statement, by what it gives back.
@@ -115,7 +128,7 @@ enum Write {
 }
 
 enum Written {
-    Row(PgRow),
+    Rows(Vec<PgRow>),
     Count(u64),
 }
 
@@ -153,6 +166,38 @@ impl InvocationTransaction {
             session_locks: false,
             doom: None,
             calls: 0,
+            record_writes: false,
+            writes: Vec::new(),
+        }
+    }
+
+    /// Record the rows every write touches (for dry runs).
+    pub fn record_writes(mut self) -> Self {
+        self.record_writes = true;
+        self
+    }
+
+    /// The rows written so far, if recording.
+    pub fn take_writes(&mut self) -> Vec<WriteRecord> {
+        std::mem::take(&mut self.writes)
+    }
+
+    fn decode(&mut self, table: &Table, row: &PgRow) -> Result<Row, CapabilityError> {
+        sql::decode_row(table, row).map_err(|e| {
+            self.abort(Doom::Fatal(format!(
+                "decoding a row of {}: {e}",
+                table.name
+            )))
+        })
+    }
+
+    fn recorded(&mut self, table: &Table, operation: &'static str, row: &[Field]) {
+        if self.record_writes {
+            self.writes.push(WriteRecord {
+                table: table.name.to_owned(),
+                operation,
+                row: sql::row_to_json(row),
+            });
         }
     }
 
@@ -217,16 +262,6 @@ impl InvocationTransaction {
             let rows = sqlx::query_with(&sql, values).fetch_all(&mut **conn).await;
             self.in_flight = false;
             rows
-        })
-    }
-
-    fn fetch_one(&mut self, (sql, values): Statement) -> BoxFuture<'_, Result<PgRow, sqlx::Error>> {
-        Box::pin(async move {
-            let conn = self.conn.as_mut().expect("checked by conn()");
-            self.in_flight = true;
-            let row = sqlx::query_with(&sql, values).fetch_one(&mut **conn).await;
-            self.in_flight = false;
-            row
         })
     }
 
@@ -418,15 +453,12 @@ impl InvocationTransaction {
             .write_guarded(table, keys, Write::Returning(statement))
             .await?
         {
-            Written::Row(row) => row,
-            Written::Count(_) => unreachable!("an insert returns its row"),
+            Written::Rows(mut rows) if rows.len() == 1 => rows.remove(0),
+            _ => return Err(self.abort(Doom::Fatal("an insert returned no row".into()))),
         };
-        sql::decode_row(table, &row).map_err(|e| {
-            self.abort(Doom::Fatal(format!(
-                "decoding a row of {}: {e}",
-                table.name
-            )))
-        })
+        let row = self.decode(table, &row)?;
+        self.recorded(table, "insert", &row);
+        Ok(row)
     }
 
     /// `update`: set `changes` on the tenant's matching rows.
@@ -449,7 +481,7 @@ impl InvocationTransaction {
                 conditions,
             )?);
         }
-        let statement = sql::update(table, self.tenant, conditions, writes)?;
+        let statement = sql::update(table, self.tenant, conditions, writes, self.record_writes)?;
         self.ensure_begun().await?;
         let mut keys = self.exclusion_keys_of(table, changes);
         if let Some(lookup) = key_lookup {
@@ -463,7 +495,7 @@ impl InvocationTransaction {
                 keys.insert(id.to_string());
             }
         }
-        self.write_count(table, keys, statement).await
+        self.write_count(table, keys, statement, "update").await
     }
 
     /// `delete`: remove the tenant's matching rows (conditions required).
@@ -475,9 +507,10 @@ impl InvocationTransaction {
         self.calls += 1;
         self.conn()?;
         let table = sql::resolve_table(table)?;
-        let statement = sql::delete(table, self.tenant, conditions)?;
+        let statement = sql::delete(table, self.tenant, conditions, self.record_writes)?;
         self.ensure_begun().await?;
-        self.write_count(table, BTreeSet::new(), statement).await
+        self.write_count(table, BTreeSet::new(), statement, "delete")
+            .await
     }
 
     async fn write_count(
@@ -485,13 +518,22 @@ impl InvocationTransaction {
         table: &Table,
         keys: BTreeSet<String>,
         statement: Statement,
+        operation: &'static str,
     ) -> Result<u64, CapabilityError> {
-        match self
-            .write_guarded(table, keys, Write::Count(statement))
-            .await?
-        {
+        let write = if self.record_writes {
+            Write::Returning(statement)
+        } else {
+            Write::Count(statement)
+        };
+        match self.write_guarded(table, keys, write).await? {
             Written::Count(count) => Ok(count),
-            Written::Row(_) => unreachable!("updates and deletes return a count"),
+            Written::Rows(rows) => {
+                for row in &rows {
+                    let row = self.decode(table, row)?;
+                    self.recorded(table, operation, &row);
+                }
+                Ok(rows.len() as u64)
+            }
         }
     }
 
@@ -525,7 +567,7 @@ impl InvocationTransaction {
         }
         let outcome = match self.raw(setup).await {
             Ok(()) => match write {
-                Write::Returning(statement) => self.fetch_one(statement).await.map(Written::Row),
+                Write::Returning(statement) => self.fetch_all(statement).await.map(Written::Rows),
                 Write::Count(statement) => self
                     .execute(statement)
                     .await
@@ -565,7 +607,25 @@ impl InvocationTransaction {
     }
 
     /// Commit (only when the executor returned `ok`) and release session locks.
-    pub async fn commit(mut self) -> Result<(), CommitError> {
+    pub async fn commit(self) -> Result<(), CommitError> {
+        self.commit_with(None).await
+    }
+
+    /// Run `last` inside the transaction, then commit: for what must commit
+    /// exactly when the executor's writes do (idempotency records).
+    pub async fn commit_with(mut self, last: Option<Statement>) -> Result<(), CommitError> {
+        if let Some(statement) = last {
+            let ran = match self.ensure_begun().await {
+                Ok(()) => self
+                    .execute(statement)
+                    .await
+                    .map_err(|e| self.statement_failed(e)),
+                Err(e) => Err(e),
+            };
+            if let Err(CapabilityError::Call(e)) = ran {
+                self.doom.get_or_insert(Doom::Fatal(format!("{e:?}")));
+            }
+        }
         if let Some(doom) = self.doom.take() {
             self.finish_failed().await;
             return Err(match doom {
