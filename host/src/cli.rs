@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::db::local_cluster::{ClusterOptions, LocalCluster};
 use crate::runtime::{ExecutorEngine, ExecutorRegistry, Host, HostSettings, InvocationOutcome};
+use crate::service::{DevArgs, ServeArgs};
 use crate::TenantId;
 
 #[derive(Debug, Parser)]
@@ -28,36 +29,77 @@ pub struct DatabaseArgs {
     pub database_url: String,
 }
 
+/// Where a running bookhost server is, and the key to use with it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, env = "BOOKHOST_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// A tenant API key.
+    #[arg(long, env = "BOOKHOST_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Manage tenants.
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Everything a newcomer needs on one machine: a private PostgreSQL, a
+    /// demo tenant with the example executors, a key, and the server.
+    Dev(DevArgs),
+    /// Manage tenants (directly in the database).
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Run one invocation of a built executor and print the report as JSON.
-    ///
-    /// Exit status: 0 when the executor returned ok (committed), 2 for an
-    /// executor error result, 3 for any other outcome (trap, timeout, ...).
-    Invoke {
+    /// Manage the tenant's executors on a running server.
+    Executor {
         #[command(flatten)]
-        db: DatabaseArgs,
-        /// The tenant's id (from `bookhost tenant create`).
-        #[arg(long)]
-        tenant: TenantId,
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: ExecutorCommand,
+    },
+    /// Run one invocation and print the result as JSON.
+    ///
+    /// With --tenant it runs locally: the built component from
+    /// --executors-dir against DATABASE_URL, printing the full report.
+    /// Without it, it asks a running server (--server, --key).
+    ///
+    /// Exit status: 0 when the executor's result committed, 2 when the
+    /// executor refused (nothing written), 3 for any other outcome.
+    Invoke {
         /// The executor's name, for example `create-booking`.
         #[arg(long)]
         executor: String,
         /// The input, as JSON text.
         #[arg(long)]
         input: String,
-        /// Directory of built executor components.
+        /// Run locally for this tenant id (from `bookhost tenant create`).
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// PostgreSQL URL (local runs).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// Directory of built executor components (local runs).
         #[arg(
             long,
             env = "BOOKHOST_EXECUTORS_DIR",
             default_value = "plugins/components"
         )]
         executors_dir: PathBuf,
+        /// Roll back after running and list the writes (server runs).
+        #[arg(long)]
+        dry_run: bool,
+        /// Idempotency-Key header (server runs).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the tenant's tools (active executors) from a running server.
+    Tools {
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -76,7 +118,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
-    /// Create a tenant and print its id.
+    /// Create a tenant; prints its id, then its first API key (shown once).
     Create {
         #[command(flatten)]
         db: DatabaseArgs,
@@ -85,15 +127,33 @@ pub enum TenantCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ExecutorCommand {
+    /// Upload a component as a new version (it becomes active).
+    Upload { name: String, file: PathBuf },
+    /// List executors and their versions.
+    List,
+    /// Make an older version active (default: the previous one).
+    Rollback {
+        name: String,
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
 /// Run a parsed command; returns the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Serve(args) => crate::service::run_serve(args).await.map(|()| 0),
+        Command::Dev(args) => crate::service::run_dev(args).await.map(|()| 0),
         Command::Tenant {
             command: TenantCommand::Create { db, name },
         } => {
             let pool = crate::db::connect(&db.database_url, 2).await?;
             let tenant = crate::db::create_tenant(&pool, &name).await?;
+            let key = crate::db::keys::issue(&pool, tenant).await?;
             println!("{tenant}");
+            println!("{key}");
             Ok(0)
         }
         Command::Migrate { db } => {
@@ -102,39 +162,74 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Invoke {
-            db,
-            tenant,
             executor,
             input,
+            tenant: Some(tenant),
+            database_url,
             executors_dir,
+            ..
         } => {
-            let pool = crate::db::connect(&db.database_url, 4).await?;
-            anyhow::ensure!(
-                crate::db::tenant_exists(&pool, tenant).await?,
-                "no tenant with id {tenant}"
+            let database_url =
+                database_url.context("local invocations (--tenant) need DATABASE_URL")?;
+            invoke_locally(&database_url, tenant, &executor, &input, &executors_dir).await
+        }
+        Command::Invoke {
+            executor,
+            input,
+            tenant: None,
+            dry_run,
+            idempotency_key,
+            server,
+            ..
+        } => {
+            let client = Client::new(&server)?;
+            let path = format!(
+                "/v1/executors/{executor}/invoke{}",
+                if dry_run { "?dry_run=true" } else { "" }
             );
-            let settings = HostSettings::default();
-            let engine = ExecutorEngine::new(settings.engine.clone())?;
-            let registry = ExecutorRegistry::new(engine)?;
-            let path = executors_dir.join(format!("{executor}.wasm"));
-            let bytes = std::fs::read(&path).with_context(|| {
-                format!(
-                    "no built executor at {} (build them with plugins/build.sh)",
-                    path.display()
-                )
-            })?;
-            registry
-                .load(&bytes)
-                .await
-                .with_context(|| format!("loading {}", path.display()))?;
-            let host = Host::new(pool, Arc::new(registry), settings);
-            let report = host.invoke(tenant, &executor, &input).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(match report.outcome {
-                InvocationOutcome::Ok { .. } => 0,
-                InvocationOutcome::UserError { .. } => 2,
+            let mut request = client.request(reqwest::Method::POST, &path).body(input);
+            request = request.header("content-type", "application/json");
+            if let Some(key) = idempotency_key {
+                request = request.header("idempotency-key", key);
+            }
+            let status = client.print(request).await?;
+            Ok(match status {
+                200..=299 => 0,
+                409 | 422 => 2,
                 _ => 3,
             })
+        }
+        Command::Executor { server, command } => {
+            let client = Client::new(&server)?;
+            let request = match command {
+                ExecutorCommand::Upload { name, file } => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    client
+                        .request(reqwest::Method::PUT, &format!("/v1/executors/{name}"))
+                        .header("content-type", "application/wasm")
+                        .body(bytes)
+                }
+                ExecutorCommand::List => client.request(reqwest::Method::GET, "/v1/executors"),
+                ExecutorCommand::Rollback { name, version } => client
+                    .request(
+                        reqwest::Method::POST,
+                        &format!("/v1/executors/{name}/rollback"),
+                    )
+                    .json(&serde_json::json!({ "version": version })),
+            };
+            Ok(if (200..300).contains(&client.print(request).await?) {
+                0
+            } else {
+                1
+            })
+        }
+        Command::Tools { server } => {
+            let client = Client::new(&server)?;
+            let status = client
+                .print(client.request(reqwest::Method::GET, "/v1/tools"))
+                .await?;
+            Ok(if (200..300).contains(&status) { 0 } else { 1 })
         }
         Command::Postgres { data_dir, port } => {
             let options = ClusterOptions {
@@ -146,14 +241,91 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let mut cluster = LocalCluster::start(&data_dir, &options)?;
             println!("DATABASE_URL={}", cluster.database_url());
             println!("(also on 127.0.0.1:{port}, trust authentication: for development only; Ctrl-C stops it)");
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
+            crate::service::shutdown_signal().await;
             cluster.stop();
             Ok(0)
         }
+    }
+}
+
+async fn invoke_locally(
+    database_url: &str,
+    tenant: TenantId,
+    executor: &str,
+    input: &str,
+    executors_dir: &std::path::Path,
+) -> anyhow::Result<i32> {
+    let pool = crate::db::connect(database_url, 4).await?;
+    anyhow::ensure!(
+        crate::db::tenant_exists(&pool, tenant).await?,
+        "no tenant with id {tenant}"
+    );
+    let settings = HostSettings::default();
+    let engine = ExecutorEngine::new(settings.engine.clone())?;
+    let registry = ExecutorRegistry::new(engine)?;
+    let path = executors_dir.join(format!("{executor}.wasm"));
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "no built executor at {} (build them with plugins/build.sh)",
+            path.display()
+        )
+    })?;
+    registry
+        .load(&bytes)
+        .await
+        .with_context(|| format!("loading {}", path.display()))?;
+    let host = Host::new(pool, Arc::new(registry), settings);
+    let report = host.invoke(tenant, executor, input).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(match report.outcome {
+        InvocationOutcome::Ok { .. } => 0,
+        InvocationOutcome::UserError { .. } => 2,
+        _ => 3,
+    })
+}
+
+/// A small HTTP client for the server's API.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Client {
+    fn new(server: &ServerArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder().build()?,
+            base: server.server.trim_end_matches('/').to_owned(),
+            key: server.key.clone(),
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// Send, print the body (pretty JSON when it is JSON) and return the status.
+    async fn print(&self, request: reqwest::RequestBuilder) -> anyhow::Result<u16> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await?;
+        let text = match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(json) => serde_json::to_string_pretty(&json)?,
+            Err(_) => String::from_utf8_lossy(&body).into_owned(),
+        };
+        if (200..300).contains(&status) {
+            println!("{text}");
+        } else {
+            eprintln!("HTTP {status}");
+            println!("{text}");
+        }
+        Ok(status)
     }
 }

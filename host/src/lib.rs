@@ -5,12 +5,14 @@
 //! plain Rust type over a real database transaction; `db` holds the catalog,
 //! SQL building, migrations and a local PostgreSQL for development and tests.
 
+pub mod api;
 pub mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod db;
 pub mod domain;
 pub mod runtime;
+pub mod service;
 
 pub use domain::{ExecutorName, TenantId};
 pub use runtime::{

@@ -53,7 +53,12 @@ fn cli_books_a_free_slot_and_explains_a_taken_one() {
     let (code, stdout, stderr) =
         run(&["tenant", "create", &format!("cli-{}", uuid::Uuid::new_v4())]);
     assert_eq!(code, 0, "{stderr}");
-    let tenant = stdout.trim().to_owned();
+    let mut lines = stdout.lines();
+    let tenant = lines.next().unwrap().to_owned();
+    assert!(
+        lines.next().unwrap().starts_with("bk_"),
+        "the API key follows the id: {stdout}"
+    );
     assert_eq!(uuid::Uuid::parse_str(&tenant).unwrap().to_string(), tenant);
 
     let (code, report) = invoke_cli(

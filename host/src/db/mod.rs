@@ -3,6 +3,9 @@
 
 pub mod catalog;
 pub mod errors;
+pub mod executors;
+pub mod idempotency;
+pub mod keys;
 pub mod local_cluster;
 pub mod sql;
 

@@ -18,11 +18,23 @@ use crate::capabilities::context::InvocationContext;
 use crate::capabilities::transaction::{InvocationTransaction, LockPlan, TransactionSettings};
 use crate::{ExecutorName, TenantId};
 
+impl LoadedExecutor {
+    /// Where `input` breaks the executor's input schema: (JSON pointer, message).
+    pub fn input_errors(&self, input: &serde_json::Value) -> Vec<(String, String)> {
+        self.input_validator
+            .iter_errors(input)
+            .map(|e| (e.instance_path().to_string(), e.to_string()))
+            .collect()
+    }
+}
+
 /// A compiled executor, ready to instantiate.
 pub struct LoadedExecutor {
     pub name: ExecutorName,
     pub description: String,
     pub input_schema: serde_json::Value,
+    /// The input schema, compiled once.
+    pub input_validator: jsonschema::Validator,
     /// SHA-256 (hex) of the component bytes: the version's identity.
     pub digest: String,
     pub(crate) pre: ExecutorPre<InvocationState>,
@@ -151,6 +163,9 @@ impl ExecutorRegistry {
                 "the input schema is not a valid JSON Schema: {e}"
             ))
         })?;
+        let input_validator = jsonschema::validator_for(&input_schema).map_err(|e| {
+            RejectedComponent::BadManifest(format!("the input schema cannot be compiled: {e}"))
+        })?;
         if manifest.description.trim().is_empty() {
             return Err(RejectedComponent::BadManifest(
                 "the description is empty".into(),
@@ -160,6 +175,7 @@ impl ExecutorRegistry {
             name: name.clone(),
             description: manifest.description,
             input_schema,
+            input_validator,
             digest: digest.clone(),
             pre,
         });

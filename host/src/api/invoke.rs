@@ -1,0 +1,310 @@
+//! Invocations over HTTP: schema validation first, then the runtime, with
+//! idempotency keys and dry runs; one status per outcome.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::auth::Tenant;
+use super::problem::InputError;
+use super::{ApiError, AppState};
+use crate::db::idempotency::{self, InProgress, StoredResponse};
+use crate::db::sql::Statement;
+use crate::runtime::{CommitHook, InvocationOutcome, InvocationReport, InvokeOptions};
+use crate::TenantId;
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct InvokeQuery {
+    /// Run, report the writes, and roll everything back.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a completed invocation answers (200 with `result`; 409/422 with `error`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct InvocationResponse {
+    pub invocation_id: uuid::Uuid,
+    pub executor: String,
+    /// The executor version (SHA-256) that ran.
+    pub version: String,
+    pub attempts: u32,
+    pub duration_ms: f64,
+    /// The executor's JSON result (on success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// The executor's JSON error body (when it refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Rows the dry run wrote (then rolled back).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub writes: Vec<crate::capabilities::transaction::WriteRecord>,
+}
+
+/// The HTTP answer for a finished invocation: a JSON body with its status,
+/// or a problem for outcomes that are the host's or the executor's fault.
+fn answer(report: &InvocationReport, version: &str) -> Result<(StatusCode, Vec<u8>), ApiError> {
+    let mut body = InvocationResponse {
+        invocation_id: report.invocation_id,
+        executor: report.executor.clone(),
+        version: version.to_owned(),
+        attempts: report.attempts,
+        duration_ms: report.duration.as_secs_f64() * 1000.0,
+        result: None,
+        error: None,
+        dry_run: report.dry_run,
+        writes: report.writes.clone(),
+    };
+    let invocation_id = report.invocation_id;
+    let status = match &report.outcome {
+        InvocationOutcome::Ok { output } => {
+            body.result = Some(output.clone());
+            StatusCode::OK
+        }
+        InvocationOutcome::UserError { body: error } => {
+            let invalid_input = error.get("error").and_then(|e| e.as_str()) == Some("invalid_input");
+            body.error = Some(error.clone());
+            if invalid_input { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::CONFLICT }
+        }
+        InvocationOutcome::Trap { message } => {
+            return Err(ApiError::Invocation {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                slug: "executor-trapped",
+                detail: format!("the executor trapped: {message}; nothing was written"),
+                invocation_id,
+            })
+        }
+        InvocationOutcome::Timeout { timeout_ms } => {
+            return Err(ApiError::Invocation {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                slug: "executor-timeout",
+                detail: format!("the executor ran longer than {timeout_ms} ms; nothing was written"),
+                invocation_id,
+            })
+        }
+        InvocationOutcome::RetriesExhausted { attempts, last_reason } => {
+            return Err(ApiError::Invocation {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                slug: "retries-exhausted",
+                detail: format!("{attempts} attempts all conflicted (last: {last_reason}); nothing was written; retry later"),
+                invocation_id,
+            })
+        }
+        InvocationOutcome::HostFailure { message } => {
+            return Err(ApiError::Invocation {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                slug: "host-failure",
+                detail: format!("the host could not complete the invocation: {message}; nothing was written"),
+                invocation_id,
+            })
+        }
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((status, bytes))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Stores the response of an ok invocation in the invocation's own
+/// transaction, and keeps the exact bytes so the caller answers with them.
+struct StoreResponse {
+    tenant: TenantId,
+    key: String,
+    request_hash: String,
+    version: String,
+    ttl: std::time::Duration,
+    answered: Mutex<Option<(StatusCode, Vec<u8>)>>,
+}
+
+impl CommitHook for StoreResponse {
+    fn statement(&self, report: &InvocationReport) -> Statement {
+        let (status, bytes) = answer(report, &self.version).unwrap_or((StatusCode::OK, Vec::new()));
+        let statement = idempotency::store_statement(
+            self.tenant,
+            &self.key,
+            &self.request_hash,
+            status.as_u16(),
+            &bytes,
+            self.ttl,
+        );
+        *self.answered.lock().expect("not poisoned") = Some((status, bytes));
+        statement
+    }
+}
+
+fn replay(stored: StoredResponse, request_hash: &str) -> Result<Response, ApiError> {
+    if stored.request_hash != request_hash {
+        return Err(ApiError::Unprocessable {
+            slug: "idempotency-key-reused",
+            detail: "this Idempotency-Key was used with a different request".into(),
+            errors: None,
+        });
+    }
+    let status = StatusCode::from_u16(stored.status_code as u16).unwrap_or(StatusCode::OK);
+    Ok(json_response(status, stored.response, true))
+}
+
+/// Run an executor on a JSON input.
+#[utoipa::path(post, tag = "executors", path = "/v1/executors/{name}/invoke", params(("name" = String, Path), InvokeQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "replay the first completed response for this key")),
+    request_body(content = Object, description = "the executor's input, valid against its JSON Schema"),
+    security(("tenant" = [])), responses(
+    (status = 200, description = "the executor's result committed", body = InvocationResponse),
+    (status = 400, description = "malformed JSON", body = super::Problem, content_type = "application/problem+json"),
+    (status = 401, body = super::Problem, content_type = "application/problem+json"),
+    (status = 404, body = super::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "the executor refused (its `error` body), or the Idempotency-Key is in use", body = InvocationResponse),
+    (status = 422, description = "input breaks the schema (problem with `errors`), the executor refused the input, or the Idempotency-Key was used with another request", body = super::Problem, content_type = "application/problem+json"),
+    (status = 500, description = "the executor trapped", body = super::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "replays exhausted or host failure; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
+    (status = 504, description = "the executor timed out", body = super::Problem, content_type = "application/problem+json"),
+))]
+pub async fn invoke(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(name): Path<String>,
+    Query(query): Query<InvokeQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let executor = state.executor(tenant, &name).await?;
+    let input: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("malformed-json", format!("the body is not JSON: {e}"))
+    })?;
+    let errors = executor.input_errors(&input);
+    if !errors.is_empty() {
+        return Err(ApiError::Unprocessable {
+            slug: "invalid-input",
+            detail: format!("the input does not match {name}'s input schema"),
+            errors: Some(
+                errors
+                    .into_iter()
+                    .map(|(path, message)| InputError { path, message })
+                    .collect(),
+            ),
+        });
+    }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|k| (1..=255).contains(&k.len()))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid-idempotency-key",
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                    )
+                })?
+                .to_owned(),
+        ),
+    };
+    let host = &state.host;
+    let pool = host.pool();
+    let input_text = input.to_string();
+    let (Some(key), false) = (key, query.dry_run) else {
+        let options = InvokeOptions {
+            dry_run: query.dry_run,
+            on_commit: None,
+        };
+        let report = host
+            .invoke_executor(tenant, &executor, &input_text, options)
+            .await
+            .map_err(|e| ApiError::bad_request("malformed-json", e.to_string()))?;
+        let (status, bytes) = answer(&report, &executor.digest)?;
+        return Ok(json_response(status, bytes, false));
+    };
+
+    let request_hash = hex::encode(
+        Sha256::new()
+            .chain_update(name.as_bytes())
+            .chain_update([0])
+            .chain_update(&body)
+            .finalize(),
+    );
+    if let Some(stored) = idempotency::find(pool, tenant, &key).await? {
+        return replay(stored, &request_hash);
+    }
+    let Some(in_progress) = InProgress::try_begin(pool, tenant, &key).await? else {
+        return Err(ApiError::Conflict {
+            slug: "idempotency-key-in-progress",
+            detail: "a request with this Idempotency-Key is still running; retry later".into(),
+        });
+    };
+    // The first request may have finished between the lookup and the lock.
+    if let Some(stored) = idempotency::find(pool, tenant, &key).await? {
+        in_progress.finish().await;
+        return replay(stored, &request_hash);
+    }
+    let hook = Arc::new(StoreResponse {
+        tenant,
+        key: key.clone(),
+        request_hash: request_hash.clone(),
+        version: executor.digest.clone(),
+        ttl: state.config.idempotency_ttl,
+        answered: Mutex::new(None),
+    });
+    let options = InvokeOptions {
+        dry_run: false,
+        on_commit: Some(hook.clone()),
+    };
+    let report = host
+        .invoke_executor(tenant, &executor, &input_text, options)
+        .await;
+    let response = match report {
+        Err(e) => Err(ApiError::bad_request("malformed-json", e.to_string())),
+        Ok(report) => match &report.outcome {
+            // Committed together with the executor's writes: answer with the stored bytes.
+            InvocationOutcome::Ok { .. } => {
+                let (status, bytes) = hook
+                    .answered
+                    .lock()
+                    .expect("not poisoned")
+                    .take()
+                    .unwrap_or_default();
+                Ok(json_response(status, bytes, false))
+            }
+            // A refusal is a completed answer too (nothing was written): store it.
+            InvocationOutcome::UserError { .. } => match answer(&report, &executor.digest) {
+                Ok((status, bytes)) => {
+                    let statement = idempotency::store_statement(
+                        tenant,
+                        &key,
+                        &request_hash,
+                        status.as_u16(),
+                        &bytes,
+                        state.config.idempotency_ttl,
+                    );
+                    idempotency::store(pool, statement).await?;
+                    Ok(json_response(status, bytes, false))
+                }
+                Err(problem) => Err(problem),
+            },
+            // Traps, timeouts and host failures are not stored: a retry runs again.
+            _ => answer(&report, &executor.digest)
+                .map(|(status, bytes)| json_response(status, bytes, false)),
+        },
+    };
+    in_progress.finish().await;
+    response
+}

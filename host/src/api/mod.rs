@@ -1,0 +1,113 @@
+//! The HTTP API (axum): uploads, invocations, the agent's tool catalog and
+//! read endpoints. It knows nothing of wasmtime; it drives the runtime's `Host`.
+
+mod auth;
+mod executors;
+mod health;
+mod invoke;
+mod openapi;
+mod problem;
+mod reads;
+mod tenants;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+pub use openapi::ApiDoc;
+pub use problem::{ApiError, Problem};
+
+use crate::runtime::LoadedExecutor;
+use crate::{Host, TenantId};
+
+/// What the service is configured with beyond the host itself.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The key that administers tenants; without one, operator endpoints refuse everything.
+    pub operator_key: Option<String>,
+    /// Most bytes of an uploaded component.
+    pub max_component_bytes: usize,
+    /// How long an idempotency key's stored response is replayed.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            operator_key: None,
+            max_component_bytes: 8 << 20,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub host: Host,
+    pub config: Arc<ServiceConfig>,
+}
+
+impl AppState {
+    pub fn new(host: Host, config: ServiceConfig) -> Self {
+        Self {
+            host,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The tenant's active version of `name`, compiled (from this host's
+    /// cache, or from the stored bytes).
+    pub(crate) async fn executor(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Arc<LoadedExecutor>, ApiError> {
+        let pool = self.host.pool();
+        let not_found = || ApiError::NotFound(format!("no executor named {name:?}"));
+        let digest = crate::db::executors::active_digest(pool, tenant, name)
+            .await?
+            .ok_or_else(not_found)?;
+        if let Some(loaded) = self.host.registry().get_by_digest(&digest) {
+            return Ok(loaded);
+        }
+        let bytes = crate::db::executors::component(pool, tenant, name, &digest)
+            .await?
+            .ok_or_else(not_found)?;
+        self.host.registry().load(&bytes).await.map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!(
+                "stored version {digest} of {name} no longer loads: {e}"
+            ))
+        })
+    }
+}
+
+/// The service's routes, ready to serve (tests serve it on a free port).
+pub fn app(state: AppState) -> Router {
+    let upload_limit = DefaultBodyLimit::max(state.config.max_component_bytes + 1);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v1/tenants", post(tenants::create))
+        .route("/v1/tenants/{id}/keys", post(tenants::issue_key))
+        .route("/v1/executors", get(executors::list))
+        .route(
+            "/v1/executors/{name}",
+            put(executors::upload)
+                .layer(upload_limit)
+                .get(executors::show),
+        )
+        .route("/v1/executors/{name}/rollback", post(executors::rollback))
+        .route("/v1/executors/{name}/invoke", post(invoke::invoke))
+        .route("/v1/tools", get(reads::tools))
+        .route("/v1/services", get(reads::services))
+        .route("/v1/bookings", get(reads::bookings))
+        .route("/v1/booking-requests", get(reads::booking_requests))
+        .route("/v1/storefront", get(reads::storefront))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}

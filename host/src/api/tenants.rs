@@ -1,0 +1,93 @@
+//! Operator endpoints: tenants and their API keys.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::auth::Operator;
+use super::{ApiError, AppState};
+use crate::TenantId;
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct NewTenant {
+    pub name: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedTenant {
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// Shown once; only its hash is stored.
+    pub api_key: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct IssuedKey {
+    pub tenant_id: uuid::Uuid,
+    /// Shown once; only its hash is stored.
+    pub api_key: String,
+}
+
+/// Create a tenant and its first API key.
+#[utoipa::path(post, tag = "operator", path = "/v1/tenants", request_body = NewTenant, security(("operator" = [])), responses(
+    (status = 201, body = CreatedTenant),
+    (status = 400, body = super::Problem, content_type = "application/problem+json"),
+    (status = 401, body = super::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "a tenant with that name exists", body = super::Problem, content_type = "application/problem+json"),
+))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: Operator,
+    body: Result<Json<NewTenant>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("malformed-json", e.body_text()))?;
+    let pool = state.host.pool();
+    let tenant = crate::db::create_tenant(pool, &body.name)
+        .await
+        .map_err(|e| {
+            let detail = e.to_string();
+            if detail.contains("already exists") {
+                ApiError::Conflict {
+                    slug: "tenant-exists",
+                    detail,
+                }
+            } else {
+                ApiError::bad_request("invalid-tenant", detail)
+            }
+        })?;
+    let api_key = crate::db::keys::issue(pool, tenant).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedTenant {
+            id: tenant.0,
+            name: body.name,
+            api_key,
+        }),
+    ))
+}
+
+/// Issue another API key for a tenant.
+#[utoipa::path(post, tag = "operator", path = "/v1/tenants/{id}/keys", params(("id" = uuid::Uuid, Path)), security(("operator" = [])), responses(
+    (status = 201, body = IssuedKey),
+    (status = 401, body = super::Problem, content_type = "application/problem+json"),
+    (status = 404, body = super::Problem, content_type = "application/problem+json"),
+))]
+pub async fn issue_key(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no tenant {id:?}"));
+    let tenant: TenantId = id.parse().map_err(|_| not_found())?;
+    if !crate::db::tenant_exists(state.host.pool(), tenant).await? {
+        return Err(not_found());
+    }
+    let api_key = crate::db::keys::issue(state.host.pool(), tenant).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedKey {
+            tenant_id: tenant.0,
+            api_key,
+        }),
+    ))
+}

@@ -1,0 +1,233 @@
+//! Executor versions (immutable, by digest) and which one is active.
+
+use sqlx::PgPool;
+
+use crate::TenantId;
+
+/// One stored version.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct VersionInfo {
+    /// SHA-256 of the component bytes (hex).
+    pub version: String,
+    pub size_bytes: i64,
+    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+    pub active: bool,
+}
+
+/// An executor with its versions, newest first.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ExecutorInfo {
+    pub name: String,
+    pub active_version: String,
+    pub description: String,
+    pub versions: Vec<VersionInfo>,
+}
+
+/// What an upload stores.
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub digest: &'a str,
+    pub component: &'a [u8],
+    pub description: &'a str,
+    pub input_schema: &'a serde_json::Value,
+}
+
+/// Store a version (if new) and make it active. Returns whether it was new
+/// and when it was first uploaded.
+pub async fn store_and_activate(
+    pool: &PgPool,
+    tenant: TenantId,
+    version: NewVersion<'_>,
+) -> anyhow::Result<(bool, chrono::DateTime<chrono::Utc>)> {
+    let mut tx = pool.begin().await?;
+    let inserted: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "INSERT INTO executor_versions (tenant_id, name, digest, component, description, input_schema, size_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING uploaded_at",
+    )
+    .bind(tenant.0)
+    .bind(version.name)
+    .bind(version.digest)
+    .bind(version.component)
+    .bind(version.description)
+    .bind(version.input_schema)
+    .bind(version.component.len() as i64)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let uploaded_at = match inserted {
+        Some(at) => at,
+        None => {
+            sqlx::query_scalar(
+                "SELECT uploaded_at FROM executor_versions WHERE tenant_id = $1 AND name = $2 AND digest = $3",
+            )
+            .bind(tenant.0)
+            .bind(version.name)
+            .bind(version.digest)
+            .fetch_one(&mut *tx)
+            .await?
+        }
+    };
+    activate(&mut tx, tenant, version.name, version.digest).await?;
+    tx.commit().await?;
+    Ok((inserted.is_some(), uploaded_at))
+}
+
+async fn activate(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    name: &str,
+    digest: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO executors (tenant_id, name, active_digest) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET active_digest = EXCLUDED.active_digest, updated_at = now()",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(digest)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The active version's digest of `name`, if the tenant has such an executor.
+pub async fn active_digest(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar(
+            "SELECT active_digest FROM executors WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant.0)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?,
+    )
+}
+
+/// The stored bytes of a version.
+pub async fn component(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+    digest: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT component FROM executor_versions WHERE tenant_id = $1 AND name = $2 AND digest = $3",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(digest)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The tenant's executors (all, or the one named), with their versions.
+pub async fn list(
+    pool: &PgPool,
+    tenant: TenantId,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<ExecutorInfo>> {
+    let rows: Vec<(String, String, String, i64, chrono::DateTime<chrono::Utc>, bool)> = sqlx::query_as(
+        "SELECT e.name, v.digest, v.description, v.size_bytes, v.uploaded_at, v.digest = e.active_digest \
+         FROM executors e JOIN executor_versions v ON v.tenant_id = e.tenant_id AND v.name = e.name \
+         WHERE e.tenant_id = $1 AND ($2::text IS NULL OR e.name = $2) \
+         ORDER BY e.name, v.uploaded_at DESC, v.digest",
+    )
+    .bind(tenant.0)
+    .bind(only)
+    .fetch_all(pool)
+    .await?;
+    let mut executors: Vec<ExecutorInfo> = Vec::new();
+    for (name, digest, description, size_bytes, uploaded_at, active) in rows {
+        if executors.last().is_none_or(|e| e.name != name) {
+            executors.push(ExecutorInfo {
+                name: name.clone(),
+                active_version: String::new(),
+                description: String::new(),
+                versions: Vec::new(),
+            });
+        }
+        let executor = executors.last_mut().expect("pushed above");
+        if active {
+            executor.active_version = digest.clone();
+            executor.description = description;
+        }
+        executor.versions.push(VersionInfo {
+            version: digest,
+            size_bytes,
+            uploaded_at,
+            active,
+        });
+    }
+    Ok(executors)
+}
+
+/// Why a rollback could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("no executor named {0:?}")]
+    UnknownExecutor(String),
+    #[error("executor {name:?} has no version {version}")]
+    UnknownVersion { name: String, version: String },
+    #[error("executor {0:?} has no version older than the active one to roll back to")]
+    NothingOlder(String),
+    #[error(transparent)]
+    Database(#[from] anyhow::Error),
+}
+
+/// Make `to` (or the version uploaded before the active one) active.
+/// Returns (previous active, new active).
+pub async fn rollback(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+    to: Option<&str>,
+) -> Result<(String, String), RollbackError> {
+    let mut tx = pool.begin().await.map_err(anyhow::Error::from)?;
+    let current: Option<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT e.active_digest, v.uploaded_at FROM executors e JOIN executor_versions v \
+         ON v.tenant_id = e.tenant_id AND v.name = e.name AND v.digest = e.active_digest \
+         WHERE e.tenant_id = $1 AND e.name = $2 FOR UPDATE OF e",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(anyhow::Error::from)?;
+    let (current, current_uploaded) =
+        current.ok_or_else(|| RollbackError::UnknownExecutor(name.to_owned()))?;
+    let target: Option<String> = match to {
+        Some(version) => sqlx::query_scalar(
+            "SELECT digest FROM executor_versions WHERE tenant_id = $1 AND name = $2 AND digest = $3",
+        )
+        .bind(tenant.0)
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(anyhow::Error::from)?,
+        None => sqlx::query_scalar(
+            "SELECT digest FROM executor_versions WHERE tenant_id = $1 AND name = $2 \
+             AND (uploaded_at, digest) < ($3, $4) ORDER BY uploaded_at DESC, digest DESC LIMIT 1",
+        )
+        .bind(tenant.0)
+        .bind(name)
+        .bind(current_uploaded)
+        .bind(&current)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(anyhow::Error::from)?,
+    };
+    let target = target.ok_or_else(|| match to {
+        Some(version) => RollbackError::UnknownVersion {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        },
+        None => RollbackError::NothingOlder(name.to_owned()),
+    })?;
+    activate(&mut tx, tenant, name, &target).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok((current, target))
+}

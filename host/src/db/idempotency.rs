@@ -1,0 +1,132 @@
+//! Idempotency records: the first completed response for (tenant, key).
+
+use sea_query::{Alias, OnConflict, PostgresQueryBuilder, Query};
+use sea_query_binder::SqlxBinder;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+
+use super::sql::Statement;
+use crate::capabilities::transaction::advisory_lock_id;
+use crate::TenantId;
+
+/// A stored response.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status_code: i32,
+    pub response: Vec<u8>,
+}
+
+/// The live stored response for (tenant, key), if any.
+pub async fn find(
+    pool: &PgPool,
+    tenant: TenantId,
+    key: &str,
+) -> anyhow::Result<Option<StoredResponse>> {
+    Ok(sqlx::query_as(
+        "SELECT request_hash, status_code, response FROM idempotency_keys \
+         WHERE tenant_id = $1 AND key = $2 AND expires_at > now()",
+    )
+    .bind(tenant.0)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The statement that stores a response (replacing an expired record).
+pub fn store_statement(
+    tenant: TenantId,
+    key: &str,
+    request_hash: &str,
+    status_code: u16,
+    response: &[u8],
+    ttl: std::time::Duration,
+) -> Statement {
+    let expires_at =
+        chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
+    let columns = [
+        "tenant_id",
+        "key",
+        "request_hash",
+        "status_code",
+        "response",
+        "expires_at",
+    ];
+    Query::insert()
+        .into_table(Alias::new("idempotency_keys"))
+        .columns(columns.map(Alias::new))
+        .values_panic([
+            tenant.0.into(),
+            key.into(),
+            request_hash.into(),
+            i32::from(status_code).into(),
+            response.to_vec().into(),
+            expires_at.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([Alias::new("tenant_id"), Alias::new("key")])
+                .update_columns(columns[2..].iter().map(|c| Alias::new(*c)))
+                .action_and_where(sea_query::Expr::cust(
+                    "idempotency_keys.expires_at <= now()",
+                ))
+                .to_owned(),
+        )
+        .build_sqlx(PostgresQueryBuilder)
+}
+
+/// Store a response outside any invocation transaction.
+pub async fn store(pool: &PgPool, statement: Statement) -> anyhow::Result<()> {
+    let (sql, values) = statement;
+    sqlx::query_with(&sql, values).execute(pool).await?;
+    Ok(())
+}
+
+/// Marks (tenant, key) as in progress for as long as it lives: a
+/// session-level advisory lock on a connection of its own, so a crashed
+/// host never leaves a key stuck "in progress".
+pub struct InProgress {
+    conn: Option<PoolConnection<Postgres>>,
+    id: i64,
+}
+
+impl InProgress {
+    /// Ok(None) when another request holds the key.
+    pub async fn try_begin(
+        pool: &PgPool,
+        tenant: TenantId,
+        key: &str,
+    ) -> anyhow::Result<Option<Self>> {
+        let mut conn = pool.acquire().await?;
+        let id = advisory_lock_id("idempotency", tenant, key);
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(got.then_some(Self {
+            conn: Some(conn),
+            id,
+        }))
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let released = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.id)
+                .execute(&mut *conn)
+                .await;
+            if released.is_err() {
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for InProgress {
+    /// Dropped without `finish` (the request was cancelled): close the
+    /// connection so the lock goes with it, never back to the pool.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}
