@@ -1,6 +1,8 @@
 //! Integration tests: a real PostgreSQL started by the tests, real executor
 //! components built from plugins/. One binary so the cluster starts once.
 
+mod api;
+mod artifacts;
 mod capabilities;
 mod cli;
 mod faults;

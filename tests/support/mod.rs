@@ -1,6 +1,8 @@
 //! Shared test support: a throw-away PostgreSQL started once per test binary,
 //! the executors built from `plugins/`, and helpers to run them.
 
+pub mod http;
+
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, OnceLock};
 

@@ -245,7 +245,7 @@ pub async fn invoke(
     if let Some(stored) = idempotency::find(pool, tenant, &key).await? {
         return replay(stored, &request_hash);
     }
-    let Some(in_progress) = InProgress::try_begin(pool, tenant, &key).await? else {
+    let Some(in_progress) = InProgress::try_begin(&state.claims, tenant, &key).await? else {
         return Err(ApiError::Conflict {
             slug: "idempotency-key-in-progress",
             detail: "a request with this Idempotency-Key is still running; retry later".into(),

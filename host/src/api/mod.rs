@@ -49,13 +49,22 @@ impl Default for ServiceConfig {
 pub struct AppState {
     pub host: Host,
     pub config: Arc<ServiceConfig>,
+    /// Connections that hold Idempotency-Key claims (one per keyed request
+    /// in flight). A pool of their own: claims held on the invocations' pool
+    /// would starve the invocations they wait for.
+    pub(crate) claims: sqlx::PgPool,
 }
 
 impl AppState {
     pub fn new(host: Host, config: ServiceConfig) -> Self {
+        let invocations = host.pool();
+        let claims = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(invocations.options().get_max_connections().max(2))
+            .connect_lazy_with((*invocations.connect_options()).clone());
         Self {
             host,
             config: Arc::new(config),
+            claims,
         }
     }
 

@@ -72,6 +72,7 @@ pub struct ExecutorRegistry {
     by_digest: RwLock<HashMap<String, Arc<LoadedExecutor>>>,
     by_name: RwLock<HashMap<String, Arc<LoadedExecutor>>>,
     artifact_cache: Option<PathBuf>,
+    compilations: std::sync::atomic::AtomicU64,
     /// Most bytes an uploaded component may have.
     pub max_component_bytes: usize,
 }
@@ -100,6 +101,7 @@ impl ExecutorRegistry {
             by_digest: RwLock::default(),
             by_name: RwLock::default(),
             artifact_cache: None,
+            compilations: Default::default(),
             max_component_bytes: 8 << 20,
         })
     }
@@ -112,6 +114,12 @@ impl ExecutorRegistry {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         self.artifact_cache = Some(dir);
         Ok(self)
+    }
+
+    /// How many components this registry compiled from source (not from the
+    /// artifact cache).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn engine(&self) -> &ExecutorEngine {
@@ -208,6 +216,8 @@ impl ExecutorRegistry {
                 }
             }
         }
+        self.compilations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let component = Component::new(engine, bytes)
             .map_err(|e| RejectedComponent::Invalid(format!("{e:#}")))?;
         if let Some(path) = cached {
