@@ -96,6 +96,13 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Operators: the audit log, directly in the database.
+    Audit {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// List the tenant's tools (active executors) from a running server.
     Tools {
         #[command(flatten)]
@@ -133,6 +140,8 @@ pub enum ExecutorCommand {
     Upload { name: String, file: PathBuf },
     /// List executors and their versions.
     List,
+    /// What the active version declared and was granted.
+    Grants { name: String },
     /// Make an older version active (default: the previous one).
     Rollback {
         name: String,
@@ -211,6 +220,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         .body(bytes)
                 }
                 ExecutorCommand::List => client.request(reqwest::Method::GET, "/v1/executors"),
+                ExecutorCommand::Grants { name } => client.request(
+                    reqwest::Method::GET,
+                    &format!("/v1/executors/{name}/grants"),
+                ),
                 ExecutorCommand::Rollback { name, version } => client
                     .request(
                         reqwest::Method::POST,
@@ -223,6 +236,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 1
             })
+        }
+        Command::Audit { db, command } => {
+            let pool = crate::db::connect(&db.database_url, 2).await?;
+            run_audit(&pool, command).await
         }
         Command::Tools { server } => {
             let client = Client::new(&server)?;
@@ -327,5 +344,152 @@ impl Client {
             println!("{text}");
         }
         Ok(status)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Chain pending records, walk every chain, report each first broken
+    /// link (exit 1 if any).
+    Verify {
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// A file written by `bookhost audit checkpoint`.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print every tenant's chain head as JSON, for safekeeping.
+    Checkpoint,
+    /// Search records (oldest first).
+    Search {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow new records as they are written (Ctrl-C stops).
+    Tail {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditFilterArgs {
+    #[arg(long)]
+    tenant: Option<uuid::Uuid>,
+    #[arg(long)]
+    executor: Option<String>,
+    /// lock, query, insert, update, delete or attempt.
+    #[arg(long)]
+    capability: Option<String>,
+    #[arg(long)]
+    table: Option<String>,
+    /// A call outcome (ok, denied, error:conflict, ...) or an attempt outcome (committed, replayed, ...).
+    #[arg(long)]
+    outcome: Option<String>,
+    #[arg(long)]
+    invocation: Option<uuid::Uuid>,
+    /// RFC 3339.
+    #[arg(long)]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339.
+    #[arg(long)]
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+}
+
+impl AuditFilterArgs {
+    fn filter(&self) -> crate::db::audit::AuditFilter {
+        crate::db::audit::AuditFilter {
+            tenant: self.tenant,
+            executor: self.executor.clone(),
+            capability: self.capability.clone(),
+            table: self.table.clone(),
+            outcome: self.outcome.clone(),
+            invocation_id: self.invocation,
+            from: self.from,
+            to: self.to,
+            after_id: None,
+            limit: Some(self.limit),
+        }
+    }
+}
+
+fn print_records(records: &[crate::db::audit::AuditRecord], json: bool) -> anyhow::Result<()> {
+    for r in records {
+        if json {
+            println!("{}", serde_json::to_string(r)?);
+        } else {
+            println!(
+                "{:>8} {} {} #{} {:<12} {:<8} {:<18} {:<16} rows={:<4} wait={}us {}us -> {}",
+                r.id,
+                r.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                r.invocation_id,
+                r.attempt,
+                r.executor,
+                r.capability,
+                r.table_name.as_deref().unwrap_or("-"),
+                r.outcome,
+                r.rows,
+                r.lock_wait_us,
+                r.duration_us,
+                r.attempt_outcome,
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn run_audit(pool: &sqlx::PgPool, command: AuditCommand) -> anyhow::Result<i32> {
+    use crate::db::audit;
+    match command {
+        AuditCommand::Verify { tenant, checkpoint } => {
+            let checkpoints: Vec<audit::Checkpoint> = match checkpoint {
+                Some(path) => serde_json::from_slice(
+                    &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+                )
+                .with_context(|| format!("{} is not a checkpoint file", path.display()))?,
+                None => Vec::new(),
+            };
+            audit::chain_pending(pool).await?;
+            let verification = audit::verify(pool, tenant, &checkpoints).await?;
+            println!("{}", serde_json::to_string_pretty(&verification)?);
+            Ok(if verification.broken.is_empty() { 0 } else { 1 })
+        }
+        AuditCommand::Checkpoint => {
+            audit::chain_pending(pool).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&audit::checkpoint(pool).await?)?
+            );
+            Ok(0)
+        }
+        AuditCommand::Search { filter, json } => {
+            print_records(&audit::search(pool, &filter.filter()).await?, json)?;
+            Ok(0)
+        }
+        AuditCommand::Tail { filter, json } => {
+            let mut filter = filter.filter();
+            filter.after_id = sqlx::query_scalar("SELECT max(id) FROM audit_records")
+                .fetch_one(pool)
+                .await?;
+            loop {
+                let records = audit::search(pool, &filter).await?;
+                print_records(&records, json)?;
+                if let Some(last) = records.last() {
+                    filter.after_id = Some(last.id);
+                } else {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                        _ = crate::service::shutdown_signal() => return Ok(0),
+                    }
+                }
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::api::{app, AppState, ServiceConfig};
+use crate::capabilities::grant::{GrantMode, GrantPolicy};
 use crate::db::local_cluster::{ClusterOptions, LocalCluster};
 use crate::runtime::{ExecutorEngine, ExecutorRegistry};
 use crate::{Host, HostSettings, TenantId};
@@ -51,6 +52,18 @@ pub struct LimitArgs {
     /// How long an Idempotency-Key's response is replayed, in seconds.
     #[arg(long, env = "BOOKHOST_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 3600)]
     pub idempotency_ttl_secs: u64,
+    /// How declared capabilities become grants.
+    #[arg(
+        long,
+        env = "BOOKHOST_GRANT_POLICY",
+        value_enum,
+        default_value = "allow-declared"
+    )]
+    pub grant_policy: GrantMode,
+    /// Capabilities never granted, comma-separated: `delete:services`,
+    /// `*:storefront_pages`, `delete:*`, `lock`.
+    #[arg(long, env = "BOOKHOST_DENY", value_delimiter = ',')]
+    pub deny: Vec<String>,
 }
 
 /// Build the host and API state on `pool`.
@@ -74,6 +87,10 @@ pub fn state(
             operator_key,
             max_component_bytes: limits.max_upload_bytes,
             idempotency_ttl: Duration::from_secs(limits.idempotency_ttl_secs),
+            grant_policy: GrantPolicy {
+                mode: limits.grant_policy,
+                deny: limits.deny.clone(),
+            },
         },
     ))
 }
@@ -97,6 +114,9 @@ pub async fn shutdown_signal() {
 /// Serve `state` on `listen` until a shutdown signal, then let in-flight
 /// requests (and so invocations) finish.
 pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
+    // Link audit records into their tenants' hash chains in the background.
+    let pool = state.host.pool().clone();
+    let chainer = crate::db::audit::spawn_chainer(pool.clone(), Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -104,6 +124,10 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    chainer.abort();
+    if let Err(e) = crate::db::audit::chain_pending(&pool).await {
+        tracing::warn!("chaining the last audit records: {e:#}");
+    }
     tracing::info!("bookhost stopped");
     Ok(())
 }
@@ -185,6 +209,7 @@ async fn upload_dir(state: &AppState, tenant: TenantId, dir: &Path) -> anyhow::R
                 component: &bytes,
                 description: &loaded.description,
                 input_schema: &loaded.input_schema,
+                grant: &state.config.grant_policy.decide(&loaded.capabilities),
             },
         )
         .await?;

@@ -24,37 +24,84 @@ fn is_uuid(value: &Value) -> bool {
         .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok())
 }
 
-/// Rows of `table` for the tenant with `column` = `value`.
-async fn rows_where(
-    server: &TestServer,
-    tenant: &TestTenant,
-    table: &str,
-    column: &str,
-    value: &str,
-) -> i64 {
-    assert!(["services", "storefront_pages"].contains(&table));
-    assert!(["name", "slug"].contains(&column));
-    sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM {table} WHERE tenant_id = $1 AND {column} = $2"
-    ))
-    .bind(tenant.id.0)
-    .bind(value)
-    .fetch_one(&server.pool)
-    .await
-    .unwrap()
+/// The tenant's services called `name`, counted in the database itself.
+async fn services_named(server: &TestServer, tenant: &TestTenant, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant.id.0)
+        .bind(name)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+}
+
+/// create-service for a 30-minute service called `name`.
+async fn invoke_create_service(api: &Api, key: &str, name: &str) -> Answer {
+    let input = json!({"name": name, "duration_minutes": 30});
+    api.invoke(key, "create-service", &input).await
 }
 
 /// The service id from a successful create-service invocation.
 async fn create_service(server: &TestServer, tenant: &TestTenant, name: &str) -> String {
-    let body = server
-        .invoke(
-            &tenant.key,
-            "create-service",
-            &json!({"name": name, "duration_minutes": 30}),
-        )
+    let body = invoke_create_service(server, &tenant.key, name)
         .await
         .expect(200);
     body["result"]["service"]["id"].as_str().unwrap().to_owned()
+}
+
+/// fixture-faults in `mode` writes a service before it fails: the failure must
+/// be the problem `status` `slug`, and the write must not survive it.
+async fn fault_leaves_nothing(
+    server: &TestServer,
+    mode: &str,
+    name: &str,
+    status: u16,
+    slug: &str,
+) {
+    let tenant = server.tenant_with(&["fixture-faults"]).await;
+    let problem = server
+        .invoke(
+            &tenant.key,
+            "fixture-faults",
+            &json!({"mode": mode, "name": name}),
+        )
+        .await
+        .problem(status, slug);
+    assert!(is_uuid(&problem["invocation_id"]), "{problem}");
+    assert_eq!(server.rows("services", &tenant).await, 0);
+}
+
+/// Sends one keyed request twice: the first must run (`status`, no replay
+/// header) and the second replay it byte for byte. Returns the first.
+async fn ran_then_replayed(
+    server: &TestServer,
+    tenant: &TestTenant,
+    name: &str,
+    body: &str,
+    idempotency_key: &str,
+    status: u16,
+) -> Answer {
+    let send = || server.invoke_raw(&tenant.key, name, "", body, Some(idempotency_key));
+    let first = send().await;
+    assert_eq!(first.status, status);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let retry = send().await;
+    assert_eq!(retry.status, status);
+    assert_eq!(retry.body, first.body, "replayed byte for byte");
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    first
+}
+
+/// Uploads `bytes` as create-service, expecting `status`; whether new or not,
+/// the version named must be those bytes', active, and of their size.
+async fn upload_create_service(server: &TestServer, key: &str, bytes: &[u8], status: u16) -> Value {
+    let uploaded = server
+        .upload(key, "create-service", bytes.to_vec())
+        .await
+        .expect(status);
+    assert_eq!(uploaded["version"], sha256_hex(bytes));
+    assert_eq!(uploaded["active"], true);
+    assert_eq!(uploaded["size_bytes"], bytes.len());
+    uploaded
 }
 
 const INVOCATION_KEYS: [&str; 6] = [
@@ -216,15 +263,13 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
     let v2_bytes = with_custom_section(v1_bytes.clone(), "bookhost-test", b"version 2");
     let (v1, v2) = (sha256_hex(&v1_bytes), sha256_hex(&v2_bytes));
 
-    let first = server
-        .upload(key, "create-service", v1_bytes.clone())
-        .await
-        .expect(201);
+    let first = upload_create_service(&server, key, &v1_bytes, 201).await;
     assert_eq!(
         keys(&first),
         [
             "active",
             "description",
+            "grant",
             "input_schema",
             "name",
             "size_bytes",
@@ -233,9 +278,10 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
         ]
     );
     assert_eq!(first["name"], "create-service");
-    assert_eq!(first["version"], v1);
-    assert_eq!(first["active"], true);
-    assert_eq!(first["size_bytes"], v1_bytes.len());
+    assert_eq!(
+        first["grant"],
+        json!({"requested": ["insert:services"], "granted": ["insert:services"], "denied": [], "status": "granted"})
+    );
     instant(&first["uploaded_at"]);
     let manifest = bookhost_tests::executors().get_by_digest(&v1).unwrap();
     assert_eq!(first["description"], manifest.description);
@@ -243,21 +289,11 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
 
     // One version only: nothing to go back to.
     server
-        .send(server.request(
-            Method::POST,
-            "/v1/executors/create-service/rollback",
-            Some(key),
-        ))
+        .rollback(key, "create-service", None)
         .await
         .any_problem(409);
 
-    let second = server
-        .upload(key, "create-service", v2_bytes.clone())
-        .await
-        .expect(201);
-    assert_eq!(second["version"], v2);
-    assert_eq!(second["active"], true);
-    assert_eq!(second["size_bytes"], v2_bytes.len());
+    upload_create_service(&server, key, &v2_bytes, 201).await;
 
     let shown = server
         .get(Some(key), "/v1/executors/create-service")
@@ -296,45 +332,27 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
     let listed = server.get(Some(key), "/v1/executors").await.expect(200);
     assert_eq!(listed, json!({"executors": [shown]}));
 
-    let invoked = server
-        .invoke(
-            key,
-            "create-service",
-            &json!({"name": "on-v2", "duration_minutes": 30}),
-        )
+    let invoked = invoke_create_service(&server, key, "on-v2")
         .await
         .expect(200);
     assert_eq!(invoked["version"], v2);
 
     // Without a body: back to the version uploaded before the active one.
     let rolled = server
-        .send(server.request(
-            Method::POST,
-            "/v1/executors/create-service/rollback",
-            Some(key),
-        ))
+        .rollback(key, "create-service", None)
         .await
         .expect(200);
     assert_eq!(
         rolled,
         json!({"name": "create-service", "active_version": v1, "previous_version": v2})
     );
-    let invoked = server
-        .invoke(
-            key,
-            "create-service",
-            &json!({"name": "on-v1", "duration_minutes": 30}),
-        )
+    let invoked = invoke_create_service(&server, key, "on-v1")
         .await
         .expect(200);
     assert_eq!(invoked["version"], v1, "invocations run the active version");
 
     let rolled = server
-        .post_json(
-            Some(key),
-            "/v1/executors/create-service/rollback",
-            &json!({"version": v2}),
-        )
+        .rollback(key, "create-service", Some(&v2))
         .await
         .expect(200);
     assert_eq!(
@@ -342,31 +360,17 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
         json!({"name": "create-service", "active_version": v2, "previous_version": v1})
     );
     server
-        .post_json(
-            Some(key),
-            "/v1/executors/create-service/rollback",
-            &json!({"version": "0".repeat(64)}),
-        )
+        .rollback(key, "create-service", Some(&"0".repeat(64)))
         .await
         .any_problem(404);
     server
-        .send(server.request(
-            Method::POST,
-            "/v1/executors/no-such-executor/rollback",
-            Some(key),
-        ))
+        .rollback(key, "no-such-executor", None)
         .await
         .any_problem(404);
 
     // Re-uploading a known version: 200, same shape, and it is active again.
-    let again = server
-        .upload(key, "create-service", v1_bytes.clone())
-        .await
-        .expect(200);
+    let again = upload_create_service(&server, key, &v1_bytes, 200).await;
     assert_eq!(keys(&again), keys(&first));
-    assert_eq!(again["version"], v1);
-    assert_eq!(again["active"], true);
-    assert_eq!(again["size_bytes"], v1_bytes.len());
     let shown = server
         .get(Some(key), "/v1/executors/create-service")
         .await
@@ -411,21 +415,13 @@ async fn a_second_host_runs_versions_uploaded_through_the_first() {
         .await
         .expect(200);
     assert_eq!(shown["active_version"], version);
-    let body = second
-        .invoke(
-            &tenant.key,
-            "create-service",
-            &json!({"name": "via-second-host", "duration_minutes": 30}),
-        )
+    let body = invoke_create_service(&second, &tenant.key, "via-second-host")
         .await
         .expect(200);
     assert_eq!(body["version"], version);
     assert_eq!(body["result"]["service"]["name"], "via-second-host");
     assert!(registry.get_by_digest(&version).is_some());
-    assert_eq!(
-        rows_where(&second, &tenant, "services", "name", "via-second-host").await,
-        1
-    );
+    assert_eq!(services_named(&second, &tenant, "via-second-host").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,10 +522,7 @@ async fn invoke_answers_with_the_result_and_commits() {
         (&service["name"], &service["duration_minutes"]),
         (&json!("Haircut"), &json!(30))
     );
-    assert_eq!(
-        rows_where(&server, &tenant, "services", "name", "Haircut").await,
-        1
-    );
+    assert_eq!(services_named(&server, &tenant, "Haircut").await, 1);
 
     server
         .invoke(&tenant.key, "no-such-executor", &json!({}))
@@ -640,10 +633,7 @@ async fn executor_errors_are_json_409_and_invalid_input_422() {
     assert_eq!(body["version"], sha256_hex(&component("fixture-faults")));
     assert_eq!(body["attempts"], 1);
     assert_eq!(body["error"]["error"], "changed_my_mind");
-    assert_eq!(
-        rows_where(&server, &tenant, "services", "name", "regretted").await,
-        0
-    );
+    assert_eq!(services_named(&server, &tenant, "regretted").await, 0);
 
     let service = create_service(&server, &tenant, "Haircut").await;
     let booking =
@@ -685,17 +675,7 @@ async fn executor_errors_are_json_409_and_invalid_input_422() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trap_is_a_500_problem_and_leaves_nothing() {
     let server = server().await;
-    let tenant = server.tenant_with(&["fixture-faults"]).await;
-    let problem = server
-        .invoke(
-            &tenant.key,
-            "fixture-faults",
-            &json!({"mode": "trap-after-write", "name": "x"}),
-        )
-        .await
-        .problem(500, "executor-trapped");
-    assert!(is_uuid(&problem["invocation_id"]), "{problem}");
-    assert_eq!(server.rows("services", &tenant).await, 0);
+    fault_leaves_nothing(&server, "trap-after-write", "x", 500, "executor-trapped").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -705,17 +685,14 @@ async fn timeout_is_a_504_problem_and_leaves_nothing() {
         ..HostSettings::default()
     };
     let server = start_server(settings, ServiceConfig::default()).await;
-    let tenant = server.tenant_with(&["fixture-faults"]).await;
-    let problem = server
-        .invoke(
-            &tenant.key,
-            "fixture-faults",
-            &json!({"mode": "loop-after-write", "name": "looped"}),
-        )
-        .await
-        .problem(504, "executor-timeout");
-    assert!(is_uuid(&problem["invocation_id"]), "{problem}");
-    assert_eq!(server.rows("services", &tenant).await, 0);
+    fault_leaves_nothing(
+        &server,
+        "loop-after-write",
+        "looped",
+        504,
+        "executor-timeout",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -730,33 +707,12 @@ async fn exhausted_replays_are_a_503_problem_with_retry_after() {
     let first = server.invoke(&tenant.key, "fixture-faults", &count).await;
     assert_eq!(first.expect(200)["result"], json!({"count": 1}));
 
-    let tasks: Vec<_> = (0..N)
-        .map(|_| {
-            let (client, url, key) = (
-                server.client.clone(),
-                format!("{}/v1/executors/fixture-faults/invoke", server.base),
-                tenant.key.clone(),
-            );
-            tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .bearer_auth(key)
-                    .header("content-type", "application/json")
-                    .body(json!({"mode": "count-attempts"}).to_string())
-                    .send()
-                    .await
-                    .unwrap();
-                Answer {
-                    status: response.status().as_u16(),
-                    headers: response.headers().clone(),
-                    body: response.bytes().await.unwrap().to_vec(),
-                }
-            })
-        })
-        .collect();
+    let requests = (0..N).map(|_| (count.to_string(), None));
+    let answers = server
+        .invoke_concurrently(&tenant.key, "fixture-faults", requests)
+        .await;
     let (mut committed, mut exhausted) = (Vec::new(), 0);
-    for task in tasks {
-        let answer = task.await.unwrap();
+    for answer in answers {
         if answer.status == 503 {
             let problem = answer.problem(503, "retries-exhausted");
             assert!(is_uuid(&problem["invocation_id"]), "{problem}");
@@ -801,22 +757,8 @@ async fn idempotent_retry_replays_the_first_response() {
         .tenant_with(&["create-service", "fixture-faults"])
         .await;
     let body = r#"{"name": "idempotent", "duration_minutes": 30}"#;
-    let first = server
-        .invoke_raw(&tenant.key, "create-service", "", body, Some("key-1"))
-        .await;
-    assert_eq!(first.status, 200);
-    assert_eq!(first.header("idempotent-replayed"), None);
-
-    let retry = server
-        .invoke_raw(&tenant.key, "create-service", "", body, Some("key-1"))
-        .await;
-    assert_eq!(retry.status, 200);
-    assert_eq!(retry.body, first.body, "replayed byte for byte");
-    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
-    assert_eq!(
-        rows_where(&server, &tenant, "services", "name", "idempotent").await,
-        1
-    );
+    let first = ran_then_replayed(&server, &tenant, "create-service", body, "key-1", 200).await;
+    assert_eq!(services_named(&server, &tenant, "idempotent").await, 1);
 
     server
         .invoke_raw(
@@ -828,24 +770,12 @@ async fn idempotent_retry_replays_the_first_response() {
         )
         .await
         .problem(422, "idempotency-key-reused");
-    assert_eq!(
-        rows_where(&server, &tenant, "services", "name", "other").await,
-        0
-    );
+    assert_eq!(services_named(&server, &tenant, "other").await, 0);
 
     // An executor's error answer is a completed response too: stored and
     // replayed (same invocation id inside), not run again.
     let failing = r#"{"mode": "error-after-write", "name": "regretted"}"#;
-    let refused = server
-        .invoke_raw(&tenant.key, "fixture-faults", "", failing, Some("key-2"))
-        .await;
-    assert_eq!(refused.status, 409);
-    assert_eq!(refused.header("idempotent-replayed"), None);
-    let again = server
-        .invoke_raw(&tenant.key, "fixture-faults", "", failing, Some("key-2"))
-        .await;
-    assert_eq!((again.status, &again.body), (409, &refused.body));
-    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    ran_then_replayed(&server, &tenant, "fixture-faults", failing, "key-2", 409).await;
 
     // Keys belong to a tenant: another tenant's same key is a new request.
     let other = server.tenant_with(&["create-service"]).await;
@@ -858,10 +788,7 @@ async fn idempotent_retry_replays_the_first_response() {
         theirs.json()["invocation_id"],
         first.json()["invocation_id"]
     );
-    assert_eq!(
-        rows_where(&server, &other, "services", "name", "idempotent").await,
-        1
-    );
+    assert_eq!(services_named(&server, &other, "idempotent").await, 1);
 }
 
 /// The advisory-lock waiters on `id` (a bigint lock shows as classid:objid).
@@ -909,29 +836,15 @@ async fn idempotency_key_is_in_progress_while_the_first_request_runs() {
         .await
         .unwrap();
 
-    let first = {
-        let (client, url, key, body) = (
-            server.client.clone(),
-            format!("{}/v1/executors/create-booking-locked/invoke", server.base),
-            tenant.key.clone(),
-            body.clone(),
-        );
-        tokio::spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(key)
-                .header("content-type", "application/json")
-                .header("Idempotency-Key", "booking-1")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            (
-                response.status().as_u16(),
-                response.bytes().await.unwrap().to_vec(),
-            )
-        })
+    let booking_1 = || {
+        server.spawn_invoke(
+            &tenant.key,
+            "create-booking-locked",
+            &body,
+            Some("booking-1"),
+        )
     };
+    let first = booking_1();
     // Once the executor waits on the lock, the first request is surely running.
     let mut polls = 0;
     while lock_waiters(&server, lock).await == 0 {
@@ -940,15 +853,9 @@ async fn idempotency_key_is_in_progress_while_the_first_request_runs() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    server
-        .invoke_raw(
-            &tenant.key,
-            "create-booking-locked",
-            "",
-            &body,
-            Some("booking-1"),
-        )
+    booking_1()
         .await
+        .unwrap()
         .problem(409, "idempotency-key-in-progress");
 
     sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -956,18 +863,15 @@ async fn idempotency_key_is_in_progress_while_the_first_request_runs() {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let (status, first_body) = first.await.unwrap();
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first_body));
-    let replay = server
-        .invoke_raw(
-            &tenant.key,
-            "create-booking-locked",
-            "",
-            &body,
-            Some("booking-1"),
-        )
-        .await;
-    assert_eq!((replay.status, &replay.body), (200, &first_body));
+    let first = first.await.unwrap();
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let replay = booking_1().await.unwrap();
+    assert_eq!((replay.status, &replay.body), (200, &first.body));
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(server.rows("bookings", &tenant).await, 1);
 }
@@ -977,34 +881,15 @@ async fn concurrent_requests_with_one_idempotency_key_execute_once() {
     const N: usize = 16;
     let server = server().await;
     let tenant = server.tenant_with(&["create-service"]).await;
-    let tasks: Vec<_> = (0..N)
-        .map(|_| {
-            let (client, url, key) = (
-                server.client.clone(),
-                format!("{}/v1/executors/create-service/invoke", server.base),
-                tenant.key.clone(),
-            );
-            tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .bearer_auth(key)
-                    .header("content-type", "application/json")
-                    .header("Idempotency-Key", "once")
-                    .body(r#"{"name": "once", "duration_minutes": 30}"#)
-                    .send()
-                    .await
-                    .unwrap();
-                Answer {
-                    status: response.status().as_u16(),
-                    headers: response.headers().clone(),
-                    body: response.bytes().await.unwrap().to_vec(),
-                }
-            })
-        })
-        .collect();
+    let once = (
+        r#"{"name": "once", "duration_minutes": 30}"#.to_owned(),
+        Some("once".to_owned()),
+    );
+    let answers = server
+        .invoke_concurrently(&tenant.key, "create-service", vec![once; N])
+        .await;
     let (mut stored, mut originals, mut in_progress) = (None::<Vec<u8>>, 0, 0);
-    for task in tasks {
-        let answer = task.await.unwrap();
+    for answer in answers {
         if answer.status == 409 {
             answer.problem(409, "idempotency-key-in-progress");
             in_progress += 1;
@@ -1023,10 +908,7 @@ async fn concurrent_requests_with_one_idempotency_key_execute_once() {
         "api idempotency: {N} concurrent requests with one key: {in_progress} answered in-progress"
     );
     assert_eq!(originals, 1, "exactly one response is not a replay");
-    assert_eq!(
-        rows_where(&server, &tenant, "services", "name", "once").await,
-        1
-    );
+    assert_eq!(services_named(&server, &tenant, "once").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1036,37 +918,19 @@ async fn concurrent_requests_with_distinct_idempotency_keys_all_run() {
     const N: usize = 32;
     let server = server().await;
     let tenant = server.tenant_with(&["create-service"]).await;
-    let tasks: Vec<_> = (0..N)
-        .map(|i| {
-            let (client, url, key) = (
-                server.client.clone(),
-                format!("{}/v1/executors/create-service/invoke", server.base),
-                tenant.key.clone(),
-            );
-            tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .bearer_auth(key)
-                    .header("content-type", "application/json")
-                    .header("Idempotency-Key", format!("distinct-{i}"))
-                    .body(
-                        json!({"name": format!("distinct-{i}"), "duration_minutes": 30})
-                            .to_string(),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
-                let status = response.status().as_u16();
-                (status, response.text().await.unwrap())
-            })
-        })
-        .collect();
+    let requests = (0..N).map(|i| {
+        let name = format!("distinct-{i}");
+        let input = json!({"name": name, "duration_minutes": 30});
+        (input.to_string(), Some(name))
+    });
+    let answers = server
+        .invoke_concurrently(&tenant.key, "create-service", requests)
+        .await;
     let (mut statuses, mut failure) = (std::collections::BTreeMap::new(), None);
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
-        *statuses.entry(status).or_insert(0) += 1;
-        if status != 200 {
-            failure.get_or_insert(body);
+    for answer in answers {
+        *statuses.entry(answer.status).or_insert(0) += 1;
+        if answer.status != 200 {
+            failure.get_or_insert_with(|| String::from_utf8_lossy(&answer.body).into_owned());
         }
     }
     assert_eq!(
@@ -1100,10 +964,7 @@ async fn idempotency_records_expire_after_the_ttl() {
         );
         assert_eq!(answer.header("idempotent-replayed"), None);
     }
-    assert_eq!(
-        rows_where(&server, &tenant, "services", "name", "again").await,
-        2
-    );
+    assert_eq!(services_named(&server, &tenant, "again").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1301,16 +1162,11 @@ async fn a_tenant_cannot_see_or_use_another_tenants_executors() {
         .get(key, "/v1/executors/create-service")
         .await
         .any_problem(404);
-    server
-        .invoke(
-            &stranger.key,
-            "create-service",
-            &json!({"name": "stolen", "duration_minutes": 30}),
-        )
+    invoke_create_service(&server, &stranger.key, "stolen")
         .await
         .any_problem(404);
     server
-        .send(server.request(Method::POST, "/v1/executors/create-service/rollback", key))
+        .rollback(&stranger.key, "create-service", None)
         .await
         .any_problem(404);
     let tools = server.get(key, "/v1/tools").await;
@@ -1338,8 +1194,5 @@ async fn a_tenant_cannot_see_or_use_another_tenants_executors() {
         .await
         .expect(200);
     assert_eq!(owners["services"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        rows_where(&server, &stranger, "services", "name", "stolen").await,
-        0
-    );
+    assert_eq!(services_named(&server, &stranger, "stolen").await, 0);
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod artifacts;
+mod audit;
 mod capabilities;
 mod cli;
 mod faults;

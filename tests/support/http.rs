@@ -1,6 +1,7 @@
 //! The HTTP service on a free local port, a client that keeps every response's
 //! status, headers and exact bytes, and helpers for tenants and uploads.
 
+use std::ops::Deref;
 use std::path::PathBuf;
 
 use bookhost::api::{app, AppState, ServiceConfig};
@@ -10,16 +11,33 @@ use reqwest::Method;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 
 /// A running service. The server task stops when this is dropped.
 pub struct TestServer {
-    /// `http://127.0.0.1:<port>`, no trailing slash.
-    pub base: String,
+    api: Api,
     pub operator_key: String,
-    pub client: reqwest::Client,
     /// The host's own pool, for checking rows behind the API's back.
     pub pool: PgPool,
-    task: tokio::task::JoinHandle<()>,
+    task: JoinHandle<()>,
+}
+
+/// The requests a test sends, apart from the server that owns the task and
+/// the pool: cloning one is cheap, so each spawned task can take its own.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    base: String,
+    client: reqwest::Client,
+}
+
+/// So tests call `server.invoke(...)` and never have to reach for the handle.
+impl Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Drop for TestServer {
@@ -148,9 +166,11 @@ pub async fn serve(host: Host, mut config: ServiceConfig) -> TestServer {
         axum::serve(listener, router).await.unwrap();
     });
     TestServer {
-        base,
+        api: Api {
+            base,
+            client: reqwest::Client::new(),
+        },
         operator_key,
-        client: reqwest::Client::new(),
         pool,
         task,
     }
@@ -161,7 +181,7 @@ pub async fn server() -> TestServer {
     start_server(HostSettings::default(), ServiceConfig::default()).await
 }
 
-impl TestServer {
+impl Api {
     /// A request to `path`, with `Authorization: Bearer <key>` when a key is given.
     pub fn request(
         &self,
@@ -234,6 +254,58 @@ impl TestServer {
             .await
     }
 
+    /// [`Self::invoke_raw`] from a task of its own, so that it runs while the
+    /// test goes on (or alongside others).
+    pub fn spawn_invoke(
+        &self,
+        key: &str,
+        name: &str,
+        body: &str,
+        idempotency_key: Option<&str>,
+    ) -> JoinHandle<Answer> {
+        let api = self.clone();
+        let (key, name, body) = (key.to_owned(), name.to_owned(), body.to_owned());
+        let idempotency_key = idempotency_key.map(str::to_owned);
+        tokio::spawn(async move {
+            api.invoke_raw(&key, &name, "", &body, idempotency_key.as_deref())
+                .await
+        })
+    }
+
+    /// One invocation of `name` per (body, Idempotency-Key) in `requests`, all
+    /// sent before any answer is awaited so that they really overlap; the
+    /// answers come back in the order of `requests`.
+    pub async fn invoke_concurrently(
+        &self,
+        key: &str,
+        name: &str,
+        requests: impl IntoIterator<Item = (String, Option<String>)>,
+    ) -> Vec<Answer> {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|(body, idempotency_key)| {
+                self.spawn_invoke(key, name, &body, idempotency_key.as_deref())
+            })
+            .collect();
+        futures::future::try_join_all(tasks).await.unwrap()
+    }
+
+    /// POST /v1/executors/{name}/rollback: to `version`, or without a body
+    /// (the server then picks the version uploaded before the active one).
+    pub async fn rollback(&self, key: &str, name: &str, version: Option<&str>) -> Answer {
+        let path = format!("/v1/executors/{name}/rollback");
+        match version {
+            Some(version) => {
+                self.post_json(Some(key), &path, &serde_json::json!({ "version": version }))
+                    .await
+            }
+            None => {
+                self.send(self.request(Method::POST, &path, Some(key)))
+                    .await
+            }
+        }
+    }
+
     /// PUT /v1/executors/{name} with `bytes`.
     pub async fn upload(&self, key: &str, name: &str, bytes: Vec<u8>) -> Answer {
         self.send(
@@ -255,7 +327,9 @@ impl TestServer {
         );
         answer.json()
     }
+}
 
+impl TestServer {
     /// A new tenant (unique name) created with the operator key.
     pub async fn tenant(&self) -> TestTenant {
         let name = format!("api-{}", uuid::Uuid::new_v4());

@@ -8,6 +8,7 @@ use axum::Json;
 
 use super::auth::Tenant;
 use super::{ApiError, AppState};
+use crate::capabilities::grant::GrantDecision;
 use crate::db::executors::{ExecutorInfo, NewVersion, RollbackError};
 use crate::runtime::RejectedComponent;
 use crate::ExecutorName;
@@ -23,6 +24,8 @@ pub struct Uploaded {
     pub input_schema: serde_json::Value,
     pub size_bytes: usize,
     pub uploaded_at: chrono::DateTime<chrono::Utc>,
+    /// What the version declared, and what the operator's policy granted.
+    pub grant: GrantDecision,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -96,6 +99,7 @@ pub async fn upload(
             ),
         ));
     }
+    let decision = state.config.grant_policy.decide(&loaded.capabilities);
     let (new, uploaded_at) = crate::db::executors::store_and_activate(
         state.host.pool(),
         tenant,
@@ -105,9 +109,19 @@ pub async fn upload(
             component: &body,
             description: &loaded.description,
             input_schema: &loaded.input_schema,
+            grant: &decision,
         },
     )
     .await?;
+    // A version uploaded before keeps the grant it was given then.
+    let (_, grant) = crate::db::executors::grant(
+        state.host.pool(),
+        tenant,
+        name.as_str(),
+        Some(&loaded.digest),
+    )
+    .await?
+    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the stored version vanished")))?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -123,6 +137,7 @@ pub async fn upload(
             input_schema: loaded.input_schema.clone(),
             size_bytes: body.len(),
             uploaded_at,
+            grant: state.config.grant_policy.explain(grant),
         }),
     ))
 }
@@ -200,5 +215,35 @@ pub async fn rollback(
         name,
         active_version: active,
         previous_version: previous,
+    }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Grants {
+    pub name: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub grant: GrantDecision,
+}
+
+/// What the active version declared and was granted.
+#[utoipa::path(get, tag = "executors", path = "/v1/executors/{name}/grants", params(("name" = String, Path)),
+    security(("tenant" = [])), responses(
+    (status = 200, body = Grants),
+    (status = 401, body = super::Problem, content_type = "application/problem+json"),
+    (status = 404, body = super::Problem, content_type = "application/problem+json"),
+))]
+pub async fn grants(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(name): Path<String>,
+) -> Result<Json<Grants>, ApiError> {
+    let (version, grant) = crate::db::executors::grant(state.host.pool(), tenant, &name, None)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no executor named {name:?}")))?;
+    Ok(Json(Grants {
+        name,
+        version,
+        grant: state.config.grant_policy.explain(grant),
     }))
 }

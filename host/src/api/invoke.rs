@@ -186,7 +186,7 @@ pub async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let executor = state.executor(tenant, &name).await?;
+    let (executor, grant) = state.executor(tenant, &name).await?;
     let input: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("malformed-json", format!("the body is not JSON: {e}"))
     })?;
@@ -226,6 +226,7 @@ pub async fn invoke(
         let options = InvokeOptions {
             dry_run: query.dry_run,
             on_commit: None,
+            grant: Some(grant.clone()),
         };
         let report = host
             .invoke_executor(tenant, &executor, &input_text, options)
@@ -267,6 +268,7 @@ pub async fn invoke(
     let options = InvokeOptions {
         dry_run: false,
         on_commit: Some(hook.clone()),
+        grant: Some(grant),
     };
     let report = host
         .invoke_executor(tenant, &executor, &input_text, options)

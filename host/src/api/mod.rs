@@ -1,6 +1,7 @@
 //! The HTTP API (axum): uploads, invocations, the agent's tool catalog and
 //! read endpoints. It knows nothing of wasmtime; it drives the runtime's `Host`.
 
+mod audit;
 mod auth;
 mod executors;
 mod health;
@@ -20,6 +21,7 @@ use axum::Router;
 pub use openapi::ApiDoc;
 pub use problem::{ApiError, Problem};
 
+use crate::capabilities::grant::{Grant, GrantPolicy};
 use crate::runtime::LoadedExecutor;
 use crate::{Host, TenantId};
 
@@ -32,6 +34,8 @@ pub struct ServiceConfig {
     pub max_component_bytes: usize,
     /// How long an idempotency key's stored response is replayed.
     pub idempotency_ttl: Duration,
+    /// How declared capabilities become grants.
+    pub grant_policy: GrantPolicy,
 }
 
 impl Default for ServiceConfig {
@@ -40,6 +44,7 @@ impl Default for ServiceConfig {
             operator_key: None,
             max_component_bytes: 8 << 20,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            grant_policy: GrantPolicy::default(),
         }
     }
 }
@@ -74,23 +79,27 @@ impl AppState {
         &self,
         tenant: TenantId,
         name: &str,
-    ) -> Result<Arc<LoadedExecutor>, ApiError> {
+    ) -> Result<(Arc<LoadedExecutor>, Arc<Grant>), ApiError> {
         let pool = self.host.pool();
         let not_found = || ApiError::NotFound(format!("no executor named {name:?}"));
-        let digest = crate::db::executors::active_digest(pool, tenant, name)
+        let (digest, granted) = crate::db::executors::active(pool, tenant, name)
             .await?
             .ok_or_else(not_found)?;
+        let granted = crate::capabilities::grant::parse_all(&granted)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored grant of {name}: {e}")))?;
+        let grant = Arc::new(Grant::new(granted));
         if let Some(loaded) = self.host.registry().get_by_digest(&digest) {
-            return Ok(loaded);
+            return Ok((loaded, grant));
         }
         let bytes = crate::db::executors::component(pool, tenant, name, &digest)
             .await?
             .ok_or_else(not_found)?;
-        self.host.registry().load(&bytes).await.map_err(|e| {
+        let loaded = self.host.registry().load(&bytes).await.map_err(|e| {
             ApiError::Internal(anyhow::anyhow!(
                 "stored version {digest} of {name} no longer loads: {e}"
             ))
-        })
+        })?;
+        Ok((loaded, grant))
     }
 }
 
@@ -111,7 +120,17 @@ pub fn app(state: AppState) -> Router {
                 .get(executors::show),
         )
         .route("/v1/executors/{name}/rollback", post(executors::rollback))
+        .route("/v1/executors/{name}/grants", get(executors::grants))
+        .route(
+            "/v1/tenants/{id}/executors/{name}/approve",
+            post(tenants::approve),
+        )
         .route("/v1/executors/{name}/invoke", post(invoke::invoke))
+        .route("/v1/invocations/{id}", get(audit::invocation))
+        .route("/v1/audit", get(audit::search))
+        .route("/v1/audit/verify", post(audit::verify))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/metrics", get(audit::metrics))
         .route("/v1/tools", get(reads::tools))
         .route("/v1/services", get(reads::services))
         .route("/v1/bookings", get(reads::bookings))

@@ -91,3 +91,47 @@ pub async fn issue_key(
         }),
     ))
 }
+
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
+pub struct ApproveRequest {
+    /// The version to approve; default: the active one.
+    pub version: Option<String>,
+}
+
+/// Approve a version's declared capabilities (minus the deny list), for
+/// the `require-approval` policy.
+#[utoipa::path(post, tag = "operator", path = "/v1/tenants/{id}/executors/{name}/approve",
+    params(("id" = uuid::Uuid, Path), ("name" = String, Path)),
+    request_body(content = Option<ApproveRequest>), security(("operator" = [])), responses(
+    (status = 200, body = crate::capabilities::grant::GrantDecision),
+    (status = 401, body = super::Problem, content_type = "application/problem+json"),
+    (status = 404, body = super::Problem, content_type = "application/problem+json"),
+))]
+pub async fn approve(
+    State(state): State<AppState>,
+    _: Operator,
+    Path((id, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<crate::capabilities::grant::GrantDecision>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no executor {name:?} for tenant {id:?}"));
+    let tenant: TenantId = id.parse().map_err(|_| not_found())?;
+    let request: ApproveRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ApproveRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed-json", e.to_string()))?
+    };
+    let pool = state.host.pool();
+    let (version, decision) =
+        crate::db::executors::grant(pool, tenant, &name, request.version.as_deref())
+            .await?
+            .ok_or_else(not_found)?;
+    let requested = crate::capabilities::grant::parse_all(&decision.requested)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored capabilities: {e}")))?;
+    let granted = state.config.grant_policy.approve(&requested);
+    crate::db::executors::approve(pool, tenant, &name, &version, &granted).await?;
+    let (_, decision) = crate::db::executors::grant(pool, tenant, &name, Some(&version))
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(state.config.grant_policy.explain(decision)))
+}

@@ -2,7 +2,9 @@
 //! implements the generated trait thinly; the work sits in a plain Rust type
 //! that tests drive directly on a real transaction, without wasm.
 
+pub mod audit;
 pub mod context;
+pub mod grant;
 pub mod transaction;
 
 use crate::bindings::CallError;

@@ -20,6 +20,8 @@ pub struct Column {
     /// Whether executors may set it (generated columns are read-only).
     pub writable: bool,
     pub nullable: bool,
+    /// Personal data: the audit log keeps a digest of its values, never the values.
+    pub personal: bool,
 }
 
 /// An exclusion constraint whose concurrent writers must be queued by the
@@ -60,6 +62,7 @@ const fn col(name: &'static str, ty: ColumnType) -> Column {
         ty,
         writable: true,
         nullable: false,
+        personal: false,
     }
 }
 const fn generated(name: &'static str, ty: ColumnType) -> Column {
@@ -68,6 +71,7 @@ const fn generated(name: &'static str, ty: ColumnType) -> Column {
         ty,
         writable: false,
         nullable: false,
+        personal: false,
     }
 }
 const fn nullable(name: &'static str, ty: ColumnType) -> Column {
@@ -76,6 +80,17 @@ const fn nullable(name: &'static str, ty: ColumnType) -> Column {
         ty,
         writable: true,
         nullable: true,
+        personal: false,
+    }
+}
+
+const fn personal(name: &'static str, ty: ColumnType) -> Column {
+    Column {
+        name,
+        ty,
+        writable: true,
+        nullable: false,
+        personal: true,
     }
 }
 
@@ -98,7 +113,7 @@ pub static TABLES: &[Table] = &[
         columns: &[
             generated("id", Uuid),
             col("service_id", Uuid),
-            col("customer", Text),
+            personal("customer", Text),
             col("starts_at", Timestamp),
             col("ends_at", Timestamp),
             col("status", Text),
@@ -113,8 +128,8 @@ pub static TABLES: &[Table] = &[
         name: "booking_requests",
         columns: &[
             generated("id", Uuid),
-            col("customer", Text),
-            col("pet", Text),
+            personal("customer", Text),
+            personal("pet", Text),
             nullable("preferred_start", Timestamp),
             col("status", Text),
             generated("created_at", Timestamp),

@@ -30,6 +30,8 @@ pub struct NewVersion<'a> {
     pub component: &'a [u8],
     pub description: &'a str,
     pub input_schema: &'a serde_json::Value,
+    /// The grant decided for this version by the operator's policy.
+    pub grant: &'a crate::capabilities::grant::GrantDecision,
 }
 
 /// Store a version (if new) and make it active. Returns whether it was new
@@ -41,8 +43,9 @@ pub async fn store_and_activate(
 ) -> anyhow::Result<(bool, chrono::DateTime<chrono::Utc>)> {
     let mut tx = pool.begin().await?;
     let inserted: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-        "INSERT INTO executor_versions (tenant_id, name, digest, component, description, input_schema, size_bytes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING uploaded_at",
+        "INSERT INTO executor_versions (tenant_id, name, digest, component, description, input_schema, size_bytes, \
+         capabilities, granted, grant_status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING uploaded_at",
     )
     .bind(tenant.0)
     .bind(version.name)
@@ -51,6 +54,9 @@ pub async fn store_and_activate(
     .bind(version.description)
     .bind(version.input_schema)
     .bind(version.component.len() as i64)
+    .bind(&version.grant.requested)
+    .bind(&version.grant.granted)
+    .bind(&version.grant.status)
     .fetch_optional(&mut *tx)
     .await?;
     let uploaded_at = match inserted {
@@ -89,21 +95,80 @@ async fn activate(
     Ok(())
 }
 
-/// The active version's digest of `name`, if the tenant has such an executor.
-pub async fn active_digest(
+/// The active version of `name` (digest and granted capabilities), if the
+/// tenant has such an executor.
+pub async fn active(
     pool: &PgPool,
     tenant: TenantId,
     name: &str,
-) -> anyhow::Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar(
-            "SELECT active_digest FROM executors WHERE tenant_id = $1 AND name = $2",
-        )
-        .bind(tenant.0)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?,
+) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    Ok(sqlx::query_as(
+        "SELECT e.active_digest, v.granted FROM executors e JOIN executor_versions v \
+         ON v.tenant_id = e.tenant_id AND v.name = e.name AND v.digest = e.active_digest \
+         WHERE e.tenant_id = $1 AND e.name = $2",
     )
+    .bind(tenant.0)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The grant of the active version (or of `version`).
+pub async fn grant(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+    version: Option<&str>,
+) -> anyhow::Result<Option<(String, crate::capabilities::grant::GrantDecision)>> {
+    let row: Option<(String, Vec<String>, Vec<String>, String)> = sqlx::query_as(
+        "SELECT v.digest, v.capabilities, v.granted, v.grant_status FROM executors e \
+         JOIN executor_versions v ON v.tenant_id = e.tenant_id AND v.name = e.name \
+         AND v.digest = coalesce($3, e.active_digest) WHERE e.tenant_id = $1 AND e.name = $2",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(version)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(digest, requested, granted, status)| {
+        let denied = if status == "granted" {
+            requested
+                .iter()
+                .filter(|c| !granted.contains(c))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let decision = crate::capabilities::grant::GrantDecision {
+            requested,
+            granted,
+            denied,
+            status,
+        };
+        (digest, decision)
+    }))
+}
+
+/// Record an operator's approval: `granted` becomes the version's grant.
+pub async fn approve(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+    version: &str,
+    granted: &[String],
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE executor_versions SET granted = $4, grant_status = 'granted' \
+         WHERE tenant_id = $1 AND name = $2 AND digest = $3",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(version)
+    .bind(granted)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// The stored bytes of a version.

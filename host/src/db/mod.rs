@@ -1,6 +1,7 @@
 //! Everything that speaks SQL: the table catalog, statement building, error
 //! classification, migrations and a private PostgreSQL for development and tests.
 
+pub mod audit;
 pub mod catalog;
 pub mod errors;
 pub mod executors;

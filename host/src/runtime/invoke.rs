@@ -8,14 +8,18 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use wasmtime::{Store, StoreLimitsBuilder};
 
+use super::metrics::Metrics;
 use super::registry::{ExecutorRegistry, LoadedExecutor};
 use super::state::InvocationState;
 use super::HostSettings;
+use crate::capabilities::audit::AuditCall;
 use crate::capabilities::context::{InvocationContext, LogLine};
+use crate::capabilities::grant::Grant;
 use crate::capabilities::transaction::{
     CommitError, InvocationTransaction, LockPlan, TransactionSettings, WriteRecord,
 };
 use crate::capabilities::{CapabilityError, Doom};
+use crate::db::audit::AttemptAudit;
 use crate::db::errors::RetryReason;
 use crate::db::sql::Statement;
 use crate::TenantId;
@@ -117,6 +121,8 @@ pub struct InvokeOptions {
     pub dry_run: bool,
     /// Run inside the transaction just before COMMIT.
     pub on_commit: Option<Arc<dyn CommitHook>>,
+    /// The capabilities calls may use; default: what the executor declares.
+    pub grant: Option<Arc<Grant>>,
 }
 
 /// What the loop accumulates across the attempts of one invocation.
@@ -129,6 +135,10 @@ struct InvocationRun {
     replays: Vec<RetryReason>,
     attempts: u32,
     writes: Vec<WriteRecord>,
+    version: String,
+    attempt_started: Instant,
+    /// The current attempt's capability calls, until its outcome is known.
+    calls: Vec<AuditCall>,
 }
 
 impl InvocationRun {
@@ -155,6 +165,7 @@ pub struct Host {
     registry: Arc<ExecutorRegistry>,
     settings: Arc<HostSettings>,
     transaction_settings: Arc<TransactionSettings>,
+    metrics: Arc<Metrics>,
 }
 
 impl Host {
@@ -165,7 +176,13 @@ impl Host {
             registry,
             settings: Arc::new(settings),
             transaction_settings,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// The host's Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -215,12 +232,20 @@ impl Host {
             replays: Vec::new(),
             attempts: 0,
             writes: Vec::new(),
+            version: executor.digest.clone(),
+            attempt_started: Instant::now(),
+            calls: Vec::new(),
         };
+        let grant = options
+            .grant
+            .clone()
+            .unwrap_or_else(|| Arc::new(Grant::new(executor.capabilities.iter().copied())));
         let discipline = &self.settings.discipline;
         let outcome = loop {
             run.attempts += 1;
+            run.attempt_started = Instant::now();
             let end = match self
-                .attempt(executor, &mut run, input, options.dry_run)
+                .attempt(executor, &mut run, input, options.dry_run, &grant)
                 .await
             {
                 AttemptEnd::Succeeded {
@@ -228,7 +253,7 @@ impl Host {
                     output,
                 } if options.dry_run => {
                     run.writes = transaction.take_writes();
-                    transaction.rollback().await;
+                    self.end_attempt(&mut run, *transaction, "dry_run").await;
                     AttemptEnd::Done(InvocationOutcome::Ok { output })
                 }
                 AttemptEnd::Succeeded {
@@ -240,10 +265,18 @@ impl Host {
                         .on_commit
                         .as_ref()
                         .map(|hook| hook.statement(&run.report(outcome.clone(), false)));
-                    match transaction.commit_with(last).await {
-                        Ok(()) => AttemptEnd::Done(outcome),
-                        Err(CommitError::Retry(reason)) => AttemptEnd::Replay(reason),
+                    let audit = self.audit_sql(&run, "committed");
+                    match transaction.commit_with(last, audit).await {
+                        Ok(()) => {
+                            self.attempt_metrics(&mut run, "committed");
+                            AttemptEnd::Done(outcome)
+                        }
+                        Err(CommitError::Retry(reason)) => {
+                            self.record_attempt(&mut run, "replayed").await;
+                            AttemptEnd::Replay(reason)
+                        }
                         Err(CommitError::Fatal(message)) => {
+                            self.record_attempt(&mut run, "host_failure").await;
                             AttemptEnd::Done(InvocationOutcome::HostFailure { message })
                         }
                     }
@@ -270,6 +303,8 @@ impl Host {
             }
         };
         let report = run.report(outcome, options.dry_run);
+        self.metrics
+            .invocation(&report.executor, report.outcome.kind(), &report.replays);
         tracing::info!(
             invocation = %report.invocation_id,
             executor = %report.executor,
@@ -278,6 +313,73 @@ impl Host {
             "invocation finished"
         );
         Ok(report)
+    }
+
+    fn audit_of(&self, run: &InvocationRun, outcome: &'static str) -> AttemptAudit {
+        AttemptAudit {
+            tenant: run.identity.tenant,
+            invocation_id: run.identity.id,
+            attempt: run.attempts,
+            executor: run.executor.clone(),
+            version: run.version.clone(),
+            outcome,
+            duration_us: run.attempt_started.elapsed().as_micros() as i64,
+            calls: run.calls.clone(),
+        }
+    }
+
+    /// The attempt's audit records as literal SQL, to ride along with its
+    /// COMMIT or ROLLBACK (None when auditing is off).
+    fn audit_sql(&self, run: &InvocationRun, outcome: &'static str) -> Option<String> {
+        self.settings
+            .audit
+            .then(|| crate::db::audit::append_sql(&self.audit_of(run, outcome)))
+    }
+
+    fn attempt_metrics(&self, run: &mut InvocationRun, outcome: &'static str) {
+        let calls = std::mem::take(&mut run.calls);
+        self.metrics.attempt(
+            &run.executor,
+            outcome,
+            &calls,
+            run.attempt_started.elapsed(),
+        );
+    }
+
+    /// Append the attempt's audit records on their own (outside its
+    /// transaction, so they survive its rollback). A failure to record is
+    /// logged, not fatal: the attempt has already ended.
+    async fn record_attempt(&self, run: &mut InvocationRun, outcome: &'static str) {
+        if self.settings.audit {
+            if let Err(e) = crate::db::audit::append(&self.pool, &self.audit_of(run, outcome)).await
+            {
+                tracing::error!(invocation = %run.identity.id, "recording the audit failed: {e:#}");
+            }
+        }
+        self.attempt_metrics(run, outcome);
+    }
+
+    /// Roll an attempt back and record it (in the same round trip when the
+    /// connection allows).
+    async fn end_attempt(
+        &self,
+        run: &mut InvocationRun,
+        transaction: InvocationTransaction,
+        outcome: &'static str,
+    ) {
+        match self.audit_sql(run, outcome) {
+            Some(audit) => {
+                if transaction.rollback_with(audit).await {
+                    self.attempt_metrics(run, outcome);
+                } else {
+                    self.record_attempt(run, outcome).await;
+                }
+            }
+            None => {
+                transaction.rollback().await;
+                self.attempt_metrics(run, outcome);
+            }
+        }
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -295,6 +397,7 @@ impl Host {
         run: &mut InvocationRun,
         input: &str,
         dry_run: bool,
+        grant: &Arc<Grant>,
     ) -> AttemptEnd {
         let (invocation, attempt) = (&run.identity, run.attempts);
         let engine = self.registry.engine();
@@ -313,18 +416,21 @@ impl Host {
             self.transaction_settings.clone(),
             run.plan.clone(),
         );
+        transaction = transaction.with_grant(grant.clone());
         if dry_run {
             transaction = transaction.record_writes();
         }
         if let Err(error) = transaction.acquire_planned_locks().await {
             run.plan = transaction.plan().clone();
-            transaction.rollback().await;
-            return match error {
+            run.calls = transaction.take_audit();
+            let end = match error {
                 CapabilityError::Abort(doom) => doom_end(doom),
                 CapabilityError::Call(call) => AttemptEnd::Done(InvocationOutcome::HostFailure {
                     message: format!("queueing on contended locks failed: {call:?}"),
                 }),
             };
+            self.end_attempt(run, transaction, end.label()).await;
+            return end;
         }
 
         let state = InvocationState {
@@ -348,11 +454,14 @@ impl Host {
         store.epoch_deadline_trap();
 
         let call = async {
+            let instantiating = Instant::now();
             let instance = executor
                 .pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(Failure::Instantiate)?;
+            self.metrics
+                .instantiated(&run.executor, instantiating.elapsed());
             instance
                 .call_execute(&mut store, input)
                 .await
@@ -364,59 +473,67 @@ impl Host {
 
         let InvocationState {
             context,
-            transaction,
+            mut transaction,
             ..
         } = store.into_data();
+        run.calls = transaction.take_audit();
         run.logs.extend(context.logs);
         run.plan = transaction.plan().clone();
         let timed_out = InvocationOutcome::Timeout {
             timeout_ms: timeout.as_millis() as u64,
         };
-        match result {
-            Err(_elapsed) => {
-                transaction.rollback().await;
-                AttemptEnd::Done(timed_out)
-            }
+        let end = match result {
+            Err(_elapsed) => AttemptEnd::Done(timed_out),
             Ok(Err(Failure::Instantiate(error))) => {
-                transaction.rollback().await;
                 AttemptEnd::Done(InvocationOutcome::HostFailure {
                     message: format!("instantiation failed: {error}"),
                 })
             }
-            Ok(Err(Failure::Trap(trap))) => {
-                let doom = transaction.doom().cloned();
-                transaction.rollback().await;
-                match doom {
-                    Some(doom) => doom_end(doom),
-                    None if matches!(
-                        trap.downcast_ref::<wasmtime::Trap>(),
-                        Some(wasmtime::Trap::Interrupt)
-                    ) =>
-                    {
-                        AttemptEnd::Done(timed_out)
-                    }
-                    None => AttemptEnd::Done(InvocationOutcome::Trap {
-                        message: trap_message(&trap),
-                    }),
+            Ok(Err(Failure::Trap(trap))) => match transaction.doom().cloned() {
+                Some(doom) => doom_end(doom),
+                None if matches!(
+                    trap.downcast_ref::<wasmtime::Trap>(),
+                    Some(wasmtime::Trap::Interrupt)
+                ) =>
+                {
+                    AttemptEnd::Done(timed_out)
                 }
-            }
+                None => AttemptEnd::Done(InvocationOutcome::Trap {
+                    message: trap_message(&trap),
+                }),
+            },
             Ok(Ok(Err(body))) => {
-                transaction.rollback().await;
                 let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
                 AttemptEnd::Done(InvocationOutcome::UserError { body })
             }
             Ok(Ok(Ok(output))) => match serde_json::from_str(&output) {
-                Err(e) => {
-                    transaction.rollback().await;
-                    AttemptEnd::Done(InvocationOutcome::Trap {
-                        message: format!("execute returned ok with a result that is not JSON: {e}"),
-                    })
+                Err(e) => AttemptEnd::Done(InvocationOutcome::Trap {
+                    message: format!("execute returned ok with a result that is not JSON: {e}"),
+                }),
+                Ok(output) => {
+                    return AttemptEnd::Succeeded {
+                        transaction: Box::new(transaction),
+                        output,
+                    }
                 }
-                Ok(output) => AttemptEnd::Succeeded {
-                    transaction: Box::new(transaction),
-                    output,
-                },
             },
+        };
+        self.end_attempt(run, transaction, end.label()).await;
+        end
+    }
+}
+
+impl AttemptEnd {
+    /// The attempt outcome the audit records for an attempt that ends here.
+    fn label(&self) -> &'static str {
+        match self {
+            AttemptEnd::Done(InvocationOutcome::Ok { .. }) => "committed",
+            AttemptEnd::Done(InvocationOutcome::UserError { .. }) => "rolled_back",
+            AttemptEnd::Done(InvocationOutcome::Trap { .. }) => "trapped",
+            AttemptEnd::Done(InvocationOutcome::Timeout { .. }) => "timed_out",
+            AttemptEnd::Done(_) => "host_failure",
+            AttemptEnd::Replay(_) => "replayed",
+            AttemptEnd::Succeeded { .. } => "succeeded",
         }
     }
 }

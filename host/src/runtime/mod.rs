@@ -4,6 +4,7 @@
 
 mod engine;
 mod invoke;
+mod metrics;
 mod registry;
 mod state;
 
@@ -13,6 +14,7 @@ pub use engine::{EngineSettings, ExecutorEngine};
 pub use invoke::{
     CommitHook, Host, InvocationOutcome, InvocationReport, InvokeError, InvokeOptions,
 };
+pub use metrics::Metrics;
 pub use registry::{digest, ExecutorRegistry, LoadedExecutor, RejectedComponent};
 pub use state::InvocationState;
 
@@ -69,6 +71,9 @@ pub struct HostSettings {
     pub execution_timeout: Duration,
     /// Most bytes of log an invocation keeps.
     pub max_log_bytes: usize,
+    /// Record every capability call in the audit log (off only to measure
+    /// what auditing costs).
+    pub audit: bool,
 }
 
 impl Default for HostSettings {
@@ -78,6 +83,7 @@ impl Default for HostSettings {
             engine: EngineSettings::default(),
             execution_timeout: Duration::from_secs(10),
             max_log_bytes: 64 * 1024,
+            audit: true,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct LoadedExecutor {
     pub name: ExecutorName,
     pub description: String,
     pub input_schema: serde_json::Value,
+    /// What the manifest declares it needs.
+    pub capabilities: std::collections::BTreeSet<crate::capabilities::grant::Capability>,
     /// The input schema, compiled once.
     pub input_validator: jsonschema::Validator,
     /// SHA-256 (hex) of the component bytes: the version's identity.
@@ -174,6 +176,8 @@ impl ExecutorRegistry {
         let input_validator = jsonschema::validator_for(&input_schema).map_err(|e| {
             RejectedComponent::BadManifest(format!("the input schema cannot be compiled: {e}"))
         })?;
+        let capabilities = crate::capabilities::grant::parse_all(&manifest.capabilities)
+            .map_err(RejectedComponent::BadManifest)?;
         if manifest.description.trim().is_empty() {
             return Err(RejectedComponent::BadManifest(
                 "the description is empty".into(),
@@ -183,6 +187,7 @@ impl ExecutorRegistry {
             name: name.clone(),
             description: manifest.description,
             input_schema,
+            capabilities,
             input_validator,
             digest: digest.clone(),
             pre,

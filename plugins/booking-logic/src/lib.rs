@@ -69,7 +69,17 @@ pub fn describe(name: &str, use_lock: bool) -> Manifest {
         "required": ["service_id", "customer", "start"],
         "additionalProperties": false
     });
-    manifest(name, &description, schema)
+    let capabilities: &[&str] = if use_lock {
+        &[
+            "lock",
+            "query:services",
+            "query:bookings",
+            "insert:bookings",
+        ]
+    } else {
+        &["query:services", "query:bookings", "insert:bookings"]
+    };
+    manifest(name, &description, schema, capabilities)
 }
 
 /// The `execute` export of both booking executors.

@@ -36,6 +36,7 @@ impl Guest for CreateService {
                 "required": ["name", "duration_minutes"],
                 "additionalProperties": false
             }),
+            &["insert:services"],
         )
     }
 

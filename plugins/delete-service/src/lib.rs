@@ -32,6 +32,7 @@ impl Guest for DeleteService {
                 "required": ["service_id"],
                 "additionalProperties": false
             }),
+            &["query:bookings", "delete:services"],
         )
     }
 

@@ -67,6 +67,16 @@ impl Guest for FixtureFaults {
                 ],
                 "additionalProperties": false
             }),
+            &[
+                "insert:services",
+                "query:services",
+                "update:services",
+                "insert:bookings",
+                "delete:bookings",
+                "query:storefront_pages",
+                "insert:storefront_pages",
+                "update:storefront_pages",
+            ],
         )
     }
 

@@ -45,6 +45,7 @@ impl Guest for RequestAppointment {
                 "required": ["customer", "pet"],
                 "additionalProperties": false
             }),
+            &["query:booking_requests", "insert:booking_requests"],
         )
     }
 

@@ -9,11 +9,12 @@ use crate::{context, LogLevel, Manifest};
 
 /// Builds the manifest `describe` returns. `schema` is the JSON Schema of
 /// the input; taking it as a value keeps it well-formed by construction.
-pub fn manifest(name: &str, description: &str, schema: Json) -> Manifest {
+pub fn manifest(name: &str, description: &str, schema: Json, capabilities: &[&str]) -> Manifest {
     Manifest {
         name: name.to_string(),
         description: description.to_string(),
         input_schema: schema.to_string(),
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
     }
 }
 

@@ -51,6 +51,11 @@ impl Guest for UpdatePageSection {
                 "required": ["page", "section"],
                 "additionalProperties": false
             }),
+            &[
+                "query:storefront_pages",
+                "insert:storefront_pages",
+                "update:storefront_pages",
+            ],
         )
     }
 

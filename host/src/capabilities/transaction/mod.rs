@@ -11,7 +11,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgQueryResult, PgRow};
 use sqlx::Postgres;
 
+use super::audit::{self, AuditCall};
+use super::grant::{Capability, Grant};
 use super::{CapabilityError, Doom};
+use std::time::Instant;
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 use crate::bindings::{CallError, Condition, ConflictInfo, Field, OrderBy, Row, Value};
@@ -109,6 +112,10 @@ pub struct InvocationTransaction {
     /// Keep every row written (dry runs report them).
     record_writes: bool,
     writes: Vec<WriteRecord>,
+    grant: Option<Arc<Grant>>,
+    audit: Vec<AuditCall>,
+    /// Time spent waiting for locks in the current call.
+    lock_wait: Duration,
 }
 
 /// One row an attempt wrote.
@@ -168,7 +175,140 @@ impl InvocationTransaction {
             calls: 0,
             record_writes: false,
             writes: Vec::new(),
+            grant: None,
+            audit: Vec::new(),
+            lock_wait: Duration::ZERO,
         }
+    }
+
+    /// Only `grant`'s capabilities may be used (without one, all may).
+    pub fn with_grant(mut self, grant: Arc<Grant>) -> Self {
+        self.grant = Some(grant);
+        self
+    }
+
+    fn check_grant(&self, capability: Capability) -> Result<(), CapabilityError> {
+        match &self.grant {
+            Some(grant) => grant.check(capability).map_err(CapabilityError::Call),
+            None => Ok(()),
+        }
+    }
+
+    /// The audit of every call this attempt made so far.
+    pub fn take_audit(&mut self) -> Vec<AuditCall> {
+        std::mem::take(&mut self.audit)
+    }
+
+    fn audited<T>(
+        &mut self,
+        capability: &'static str,
+        table: Option<&str>,
+        detail: serde_json::Value,
+        started: Instant,
+        result: &Result<T, CapabilityError>,
+        rows: impl FnOnce(&T) -> i64,
+    ) {
+        self.calls += 1;
+        let (outcome, error, rows) = match result {
+            Ok(value) => ("ok".to_owned(), None, rows(value)),
+            Err(CapabilityError::Call(CallError::Forbidden(m)))
+                if m.starts_with("missing grant") =>
+            {
+                ("denied".to_owned(), Some(m.clone()), 0)
+            }
+            Err(CapabilityError::Call(e)) => (
+                format!("error:{}", audit::error_kind(e)),
+                Some(audit::error_message(e)),
+                0,
+            ),
+            Err(CapabilityError::Abort(doom)) => ("aborted".to_owned(), Some(doom.to_string()), 0),
+        };
+        self.audit.push(AuditCall {
+            capability,
+            table: table.map(str::to_owned),
+            detail,
+            rows,
+            outcome,
+            error,
+            lock_wait_us: std::mem::take(&mut self.lock_wait).as_micros() as i64,
+            duration_us: started.elapsed().as_micros() as i64,
+            at: chrono::Utc::now(),
+        });
+    }
+
+    /// `lock(key)`: serialize with other invocations of this tenant on `key`.
+    pub async fn lock(&mut self, key: &str) -> Result<(), CapabilityError> {
+        let started = Instant::now();
+        let result = self.lock_inner(key).await;
+        self.audited(
+            "lock",
+            None,
+            serde_json::json!({ "key": key }),
+            started,
+            &result,
+            |_| 0,
+        );
+        result
+    }
+
+    /// `query`: rows of the tenant that match every condition.
+    pub async fn query(
+        &mut self,
+        table: &str,
+        conditions: &[Condition],
+        order: &[OrderBy],
+        limit: Option<u32>,
+    ) -> Result<Vec<Row>, CapabilityError> {
+        let started = Instant::now();
+        let result = self.query_inner(table, conditions, order, limit).await;
+        let detail = serde_json::json!({ "conditions": audit::conditions(table, conditions), "limit": limit });
+        self.audited("query", Some(table), detail, started, &result, |rows| {
+            rows.len() as i64
+        });
+        result
+    }
+
+    /// `insert`: one row, returned as stored.
+    pub async fn insert(&mut self, table: &str, values: &[Field]) -> Result<Row, CapabilityError> {
+        let started = Instant::now();
+        let result = self.insert_inner(table, values).await;
+        let detail = serde_json::json!({ "values": audit::fields(table, values) });
+        self.audited("insert", Some(table), detail, started, &result, |_| 1);
+        result
+    }
+
+    /// `update`: set `changes` on the tenant's matching rows.
+    pub async fn update(
+        &mut self,
+        table: &str,
+        conditions: &[Condition],
+        changes: &[Field],
+    ) -> Result<u64, CapabilityError> {
+        let started = Instant::now();
+        let result = self.update_inner(table, conditions, changes).await;
+        let detail = serde_json::json!({
+            "conditions": audit::conditions(table, conditions),
+            "changes": audit::fields(table, changes),
+        });
+        self.audited("update", Some(table), detail, started, &result, |n| {
+            *n as i64
+        });
+        result
+    }
+
+    /// `delete`: remove the tenant's matching rows (conditions required).
+    pub async fn delete(
+        &mut self,
+        table: &str,
+        conditions: &[Condition],
+    ) -> Result<u64, CapabilityError> {
+        let started = Instant::now();
+        let result = self.delete_inner(table, conditions).await;
+        let detail = serde_json::json!({ "conditions": audit::conditions(table, conditions) });
+        self.audited("delete", Some(table), detail, started, &result, |n| {
+            *n as i64
+        });
+        result
     }
 
     /// Record the rows every write touches (for dry runs).
@@ -296,12 +436,14 @@ impl InvocationTransaction {
     async fn session_lock(&mut self, id: i64) -> Result<bool, CapabilityError> {
         self.conn()?;
         let timeout = self.settings.lock_timeout.as_millis();
-        match self
+        let started = Instant::now();
+        let waited = self
             .raw(format!(
                 "SET lock_timeout = {timeout}; SELECT pg_advisory_lock({id})"
             ))
-            .await
-        {
+            .await;
+        self.lock_wait += started.elapsed();
+        match waited {
             Ok(()) => {
                 self.session_locks = true;
                 Ok(true)
@@ -354,8 +496,7 @@ impl InvocationTransaction {
     }
 
     /// `lock(key)`: serialize with other invocations of this tenant on `key`.
-    pub async fn lock(&mut self, key: &str) -> Result<(), CapabilityError> {
-        self.calls += 1;
+    async fn lock_inner(&mut self, key: &str) -> Result<(), CapabilityError> {
         self.conn()?;
         if key.is_empty() || key.len() > MAX_LOCK_KEY_BYTES {
             return Err(CallError::Invalid(format!(
@@ -364,6 +505,7 @@ impl InvocationTransaction {
             ))
             .into());
         }
+        self.check_grant(Capability::Lock)?;
         if self.held.contains(key) {
             return Ok(());
         }
@@ -378,10 +520,10 @@ impl InvocationTransaction {
                 lock_timeout_error(&format!("lock {key:?}"), self.settings.lock_timeout).into(),
             );
         }
-        let got = self
-            .try_xact_lock(id)
-            .await
-            .map_err(|e| self.statement_failed(e))?;
+        let started = Instant::now();
+        let got = self.try_xact_lock(id).await;
+        self.lock_wait += started.elapsed();
+        let got = got.map_err(|e| self.statement_failed(e))?;
         if got {
             self.held.insert(key.to_owned());
             return Ok(());
@@ -401,16 +543,16 @@ impl InvocationTransaction {
     }
 
     /// `query`: rows of the tenant that match every condition.
-    pub async fn query(
+    async fn query_inner(
         &mut self,
         table: &str,
         conditions: &[Condition],
         order: &[OrderBy],
         limit: Option<u32>,
     ) -> Result<Vec<Row>, CapabilityError> {
-        self.calls += 1;
         self.conn()?;
         let table = sql::resolve_table(table)?;
+        self.check_grant(Capability::Query(table.name))?;
         let cap = self.settings.max_rows_per_query;
         let (fetch, capped) = match limit {
             Some(n) if n <= cap => (u64::from(n), false),
@@ -441,10 +583,14 @@ impl InvocationTransaction {
     }
 
     /// `insert`: one row, returned as stored.
-    pub async fn insert(&mut self, table: &str, values: &[Field]) -> Result<Row, CapabilityError> {
-        self.calls += 1;
+    async fn insert_inner(
+        &mut self,
+        table: &str,
+        values: &[Field],
+    ) -> Result<Row, CapabilityError> {
         self.conn()?;
         let table = sql::resolve_table(table)?;
+        self.check_grant(Capability::Insert(table.name))?;
         let writes = sql::writes(table, values)?;
         let keys = self.exclusion_keys_of(table, values);
         let statement = sql::insert(table, self.tenant, writes)?;
@@ -462,15 +608,15 @@ impl InvocationTransaction {
     }
 
     /// `update`: set `changes` on the tenant's matching rows.
-    pub async fn update(
+    async fn update_inner(
         &mut self,
         table: &str,
         conditions: &[Condition],
         changes: &[Field],
     ) -> Result<u64, CapabilityError> {
-        self.calls += 1;
         self.conn()?;
         let table = sql::resolve_table(table)?;
+        self.check_grant(Capability::Update(table.name))?;
         let writes = sql::writes(table, changes)?;
         let mut key_lookup = None;
         if let (Some(key), true) = (&table.exclusion_key, self.settings.queue_exclusion_writers) {
@@ -499,14 +645,14 @@ impl InvocationTransaction {
     }
 
     /// `delete`: remove the tenant's matching rows (conditions required).
-    pub async fn delete(
+    async fn delete_inner(
         &mut self,
         table: &str,
         conditions: &[Condition],
     ) -> Result<u64, CapabilityError> {
-        self.calls += 1;
         self.conn()?;
         let table = sql::resolve_table(table)?;
+        self.check_grant(Capability::Delete(table.name))?;
         let statement = sql::delete(table, self.tenant, conditions, self.record_writes)?;
         self.ensure_begun().await?;
         self.write_count(table, BTreeSet::new(), statement, "delete")
@@ -565,7 +711,12 @@ impl InvocationTransaction {
             let id = advisory_lock_id("exclusion", self.tenant, &format!("{}:{key}", table.name));
             setup.push_str(&format!("; SELECT pg_advisory_xact_lock({id})"));
         }
-        let outcome = match self.raw(setup).await {
+        let started = Instant::now();
+        let queued = self.raw(setup).await;
+        if !exclusion_keys.is_empty() {
+            self.lock_wait += started.elapsed();
+        }
+        let outcome = match queued {
             Ok(()) => match write {
                 Write::Returning(statement) => self.fetch_all(statement).await.map(Written::Rows),
                 Write::Count(statement) => self
@@ -608,12 +759,21 @@ impl InvocationTransaction {
 
     /// Commit (only when the executor returned `ok`) and release session locks.
     pub async fn commit(self) -> Result<(), CommitError> {
-        self.commit_with(None).await
+        self.commit_with(None, None).await
     }
 
     /// Run `last` inside the transaction, then commit: for what must commit
     /// exactly when the executor's writes do (idempotency records).
-    pub async fn commit_with(mut self, last: Option<Statement>) -> Result<(), CommitError> {
+    ///
+    /// `audit` (literal SQL) is sent in the same round trip, just before
+    /// COMMIT: the audit costs no extra round trip, and an audit that cannot
+    /// be written fails the commit rather than going missing. On `Err` the
+    /// audit was not written (the caller records the attempt another way).
+    pub async fn commit_with(
+        mut self,
+        last: Option<Statement>,
+        audit: Option<String>,
+    ) -> Result<(), CommitError> {
         if let Some(statement) = last {
             let ran = match self.ensure_begun().await {
                 Ok(()) => self
@@ -627,17 +787,30 @@ impl InvocationTransaction {
             }
         }
         if let Some(doom) = self.doom.take() {
-            self.finish_failed().await;
+            self.finish_failed(None).await;
             return Err(match doom {
                 Doom::Retry { reason, .. } => CommitError::Retry(reason),
                 Doom::Fatal(message) => CommitError::Fatal(message),
             });
         }
-        if self.begun {
-            if let Err(error) = self.raw("COMMIT".into()).await {
+        let commit = match &audit {
+            Some(audit) => format!("{audit}; COMMIT"),
+            None => "COMMIT".to_owned(),
+        };
+        if !self.begun {
+            if let Some(audit) = audit {
+                // Nothing to commit; the audit alone, in a transaction of its own.
+                self.raw(audit)
+                    .await
+                    .map_err(|e| CommitError::Fatal(format!("recording the audit failed: {e}")))?;
+            }
+        } else {
+            if let Err(error) = self.raw(commit).await {
                 let failure = classify(&error);
-                self.begun = false;
-                self.finish_failed().await;
+                // The audit statement may have failed before COMMIT ran,
+                // leaving the transaction open: always roll back (a no-op
+                // warning when COMMIT itself ended it).
+                self.finish_failed(None).await;
                 return Err(match failure {
                     DbFailure::Retry(reason) if self.settings.replay_conflicts => {
                         CommitError::Retry(reason)
@@ -653,27 +826,51 @@ impl InvocationTransaction {
 
     /// Roll back everything this attempt did and release its locks.
     pub async fn rollback(mut self) {
-        self.finish_failed().await;
+        self.finish_failed(None).await;
     }
 
-    async fn finish_failed(&mut self) {
+    /// Roll back, then write `audit` (literal SQL) in the same round trip,
+    /// outside the rolled-back transaction. Returns whether it was written.
+    pub async fn rollback_with(mut self, audit: String) -> bool {
+        self.finish_failed(Some(audit)).await
+    }
+
+    async fn finish_failed(&mut self, audit: Option<String>) -> bool {
         if self.conn.is_none() {
-            return;
+            return false;
         }
         if self.in_flight {
             // The statement future was dropped midway (timeout): the protocol
             // state is unknown. Closing the session rolls back and unlocks.
             self.discard_connection();
-            return;
+            return false;
         }
-        if self.begun {
-            if self.raw("ROLLBACK".into()).await.is_err() {
-                self.discard_connection();
-                return;
+        let mut written = false;
+        if self.begun || audit.is_some() {
+            let mut sql = if self.begun {
+                "ROLLBACK".to_owned()
+            } else {
+                String::new()
+            };
+            if let Some(audit) = &audit {
+                if !sql.is_empty() {
+                    sql.push_str("; ");
+                }
+                sql.push_str(audit);
+            }
+            match self.raw(sql).await {
+                Ok(()) => written = audit.is_some(),
+                Err(_) if self.begun => {
+                    self.discard_connection();
+                    return false;
+                }
+                // The rollback happened; only the audit failed: the caller retries it.
+                Err(_) => {}
             }
             self.begun = false;
         }
         self.release_session_locks().await;
+        written
     }
 
     async fn release_session_locks(&mut self) {
