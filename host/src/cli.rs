@@ -383,12 +383,12 @@ pub struct AuditFilterArgs {
     tenant: Option<uuid::Uuid>,
     #[arg(long)]
     executor: Option<String>,
-    /// lock, query, insert, update, delete or attempt.
+    /// Attempts with a call of this capability: lock, query, insert, update or delete.
     #[arg(long)]
     capability: Option<String>,
     #[arg(long)]
     table: Option<String>,
-    /// A call outcome (ok, denied, error:conflict, ...) or an attempt outcome (committed, replayed, ...).
+    /// An attempt outcome (committed, replayed, ...) or a call outcome (ok, denied, error:conflict, ...).
     #[arg(long)]
     outcome: Option<String>,
     #[arg(long)]
@@ -425,20 +425,32 @@ fn print_records(records: &[crate::db::audit::AuditRecord], json: bool) -> anyho
         if json {
             println!("{}", serde_json::to_string(r)?);
         } else {
+            let calls: Vec<String> = r
+                .calls
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let target = match c["table"].as_str() {
+                        Some(table) => {
+                            format!("{}:{table}", c["capability"].as_str().unwrap_or("?"))
+                        }
+                        None => c["capability"].as_str().unwrap_or("?").to_owned(),
+                    };
+                    format!("{target}={}", c["outcome"].as_str().unwrap_or("?"))
+                })
+                .collect();
             println!(
-                "{:>8} {} {} #{} {:<12} {:<8} {:<18} {:<16} rows={:<4} wait={}us {}us -> {}",
+                "{:>8} {} {} #{} {:<14} {:<12} wait={}us {}us  {}",
                 r.id,
                 r.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
                 r.invocation_id,
                 r.attempt,
                 r.executor,
-                r.capability,
-                r.table_name.as_deref().unwrap_or("-"),
                 r.outcome,
-                r.rows,
                 r.lock_wait_us,
                 r.duration_us,
-                r.attempt_outcome,
+                calls.join(" "),
             );
         }
     }

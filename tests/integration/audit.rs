@@ -22,6 +22,35 @@ async fn records_of(host: &Host, tenant: TenantId, invocation: uuid::Uuid) -> Ve
     audit::search(host.pool(), &filter).await.unwrap()
 }
 
+/// Every call of `records`: (capability, call outcome, attempt outcome, the call).
+fn calls(records: &[AuditRecord]) -> Vec<(String, String, String, serde_json::Value)> {
+    records
+        .iter()
+        .flat_map(|r| {
+            r.calls.as_array().unwrap().iter().map(|c| {
+                (
+                    c["capability"].as_str().unwrap().to_owned(),
+                    c["outcome"].as_str().unwrap().to_owned(),
+                    r.outcome.clone(),
+                    c.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// (capability, call outcome, attempt outcome) of every call.
+fn summary(records: &[AuditRecord]) -> Vec<(String, String, String)> {
+    calls(records)
+        .into_iter()
+        .map(|(c, o, a, _)| (c, o, a))
+        .collect()
+}
+
+fn triple(capability: &str, outcome: &str, attempt: &str) -> (String, String, String) {
+    (capability.into(), outcome.into(), attempt.into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_outside_the_grant_is_refused_and_audited() {
     let host = host(4).await;
@@ -50,20 +79,13 @@ async fn a_call_outside_the_grant_is_refused_and_audited() {
         other => panic!("expected the executor to report the refusal, got {other:?}"),
     }
     let records = records_of(&host, tenant, report.invocation_id).await;
-    let calls: Vec<_> = records
-        .iter()
-        .map(|r| {
-            (
-                r.capability.as_str(),
-                r.outcome.as_str(),
-                r.attempt_outcome.as_str(),
-            )
-        })
-        .collect();
-    assert_eq!(calls, [("insert", "denied", "rolled_back")]);
     assert_eq!(
-        records[0].error.as_deref(),
-        Some("missing grant insert:services")
+        summary(&records),
+        [triple("insert", "denied", "rolled_back")]
+    );
+    assert_eq!(
+        calls(&records)[0].3["error"],
+        "missing grant insert:services"
     );
     let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
         .bind(tenant.0)
@@ -87,22 +109,26 @@ async fn personal_values_are_redacted_in_the_audit() {
     ok_output(&report);
     let records = records_of(&host, tenant, report.invocation_id).await;
     let text =
-        serde_json::to_string(&records.iter().map(|r| &r.detail).collect::<Vec<_>>()).unwrap();
+        serde_json::to_string(&records.iter().map(|r| &r.calls).collect::<Vec<_>>()).unwrap();
     assert!(
         !text.contains("Ada Lovelace") && !text.contains("Rex"),
         "personal values leaked: {text}"
     );
-    let insert = records.iter().find(|r| r.capability == "insert").unwrap();
+    let insert = calls(&records)
+        .into_iter()
+        .find(|c| c.0 == "insert")
+        .unwrap()
+        .3;
     assert!(
-        insert.detail["values"]["pet"]
+        insert["detail"]["values"]["pet"]
             .as_str()
             .unwrap()
             .starts_with("sha256:"),
         "{}",
-        insert.detail
+        insert["detail"]
     );
     assert_eq!(
-        insert.detail["values"]["status"], "pending",
+        insert["detail"]["values"]["status"], "pending",
         "non-personal values are kept"
     );
 }
@@ -143,15 +169,15 @@ async fn a_replayed_invocation_shows_every_attempt_with_its_calls() {
         } else {
             "replayed"
         };
+        assert_eq!(of_attempt.len(), 1, "one record per attempt");
+        assert_eq!(of_attempt[0].outcome, expected, "attempt {attempt}");
         assert!(
-            of_attempt.iter().all(|r| r.attempt_outcome == expected),
-            "attempt {attempt}: {of_attempt:?}"
-        );
-        assert!(
-            of_attempt
+            of_attempt[0]
+                .calls
+                .as_array()
+                .unwrap()
                 .iter()
-                .any(|r| r.capability == "query"
-                    && r.table_name.as_deref() == Some("storefront_pages")),
+                .any(|call| call["capability"] == "query" && call["table"] == "storefront_pages"),
             "attempt {attempt} keeps its calls: {of_attempt:?}"
         );
     }
@@ -175,19 +201,10 @@ async fn a_trapped_attempts_calls_survive_its_rollback() {
     .await;
     assert!(matches!(report.outcome, InvocationOutcome::Trap { .. }));
     let records = records_of(&host, tenant, report.invocation_id).await;
-    let calls: Vec<_> = records
-        .iter()
-        .map(|r| {
-            (
-                r.capability.as_str(),
-                r.outcome.as_str(),
-                r.attempt_outcome.as_str(),
-            )
-        })
-        .collect();
-    assert_eq!(calls, [("insert", "ok", "trapped")]);
+    assert_eq!(summary(&records), [triple("insert", "ok", "trapped")]);
     assert_eq!(
-        records[0].rows, 1,
+        calls(&records)[0].3["rows"],
+        1,
         "the rolled-back insert is still on record"
     );
 }
@@ -249,7 +266,7 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     let target = id_at(&host, updated, 3).await;
     tamper(
         &host,
-        "UPDATE audit_records SET rows = 99 WHERE tenant_id = $TENANT AND chain_seq = 3",
+        "UPDATE audit_records SET lock_wait_us = 99 WHERE tenant_id = $TENANT AND chain_seq = 3",
         updated,
     )
     .await;
@@ -283,11 +300,10 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     let inserted = chained_tenant(&host, 6).await;
     tamper(
         &host,
-        "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, capability, table_name, \
-         detail, rows, outcome, lock_wait_us, duration_us, attempt_outcome, recorded_at, chain_seq, prev_hash, hash) \
-         SELECT tenant_id, invocation_id, attempt, executor, version, capability, table_name, detail, 5, outcome, \
-         lock_wait_us, duration_us, attempt_outcome, recorded_at, 3, prev_hash, hash \
-         FROM audit_records WHERE tenant_id = $TENANT AND chain_seq = 3",
+        "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, outcome, calls, \
+         lock_wait_us, duration_us, recorded_at, chain_seq, prev_hash, hash) \
+         SELECT tenant_id, invocation_id, attempt, executor, version, outcome, calls, 5, duration_us, \
+         recorded_at, 3, prev_hash, hash FROM audit_records WHERE tenant_id = $TENANT AND chain_seq = 3",
         inserted,
     )
     .await;

@@ -17,8 +17,11 @@ pub struct AttemptView {
     pub attempt: i32,
     /// committed, rolled_back, replayed, trapped, timed_out, host_failure, dry_run
     pub outcome: String,
+    pub duration_us: i64,
+    pub lock_wait_us: i64,
     /// Its capability calls, in order.
-    pub calls: Vec<AuditRecord>,
+    #[schema(value_type = Vec<Object>)]
+    pub calls: serde_json::Value,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -52,23 +55,16 @@ pub async fn invocation(
     let records = audit::search(state.host.pool(), &filter).await?;
     let first = records.first().ok_or_else(not_found)?;
     let (executor, version) = (first.executor.clone(), first.version.clone());
-    let mut attempts: Vec<AttemptView> = Vec::new();
-    for record in records {
-        if attempts.last().is_none_or(|a| a.attempt != record.attempt) {
-            attempts.push(AttemptView {
-                attempt: record.attempt,
-                outcome: record.attempt_outcome.clone(),
-                calls: Vec::new(),
-            });
-        }
-        if record.capability != "attempt" {
-            attempts
-                .last_mut()
-                .expect("pushed above")
-                .calls
-                .push(record);
-        }
-    }
+    let attempts = records
+        .into_iter()
+        .map(|r| AttemptView {
+            attempt: r.attempt,
+            outcome: r.outcome,
+            duration_us: r.duration_us,
+            lock_wait_us: r.lock_wait_us,
+            calls: r.calls,
+        })
+        .collect();
     Ok(Json(InvocationView {
         invocation_id,
         executor,

@@ -35,7 +35,7 @@ pub struct AttemptAudit {
     pub calls: Vec<AuditCall>,
 }
 
-/// Append one attempt's records: one per call (or the attempt alone).
+/// Append one attempt's record: its outcome and every call it made.
 pub async fn append(pool: &PgPool, attempt: &AttemptAudit) -> anyhow::Result<()> {
     let (sql, values) = insert(attempt).build_sqlx(PostgresQueryBuilder);
     sqlx::query_with(&sql, values).execute(pool).await?;
@@ -55,58 +55,34 @@ fn insert(attempt: &AttemptAudit) -> sea_query::InsertStatement {
         "attempt",
         "executor",
         "version",
-        "capability",
-        "table_name",
-        "detail",
-        "rows",
         "outcome",
-        "error",
+        "calls",
         "lock_wait_us",
         "duration_us",
-        "attempt_outcome",
         "recorded_at",
     ];
+    let calls = serde_json::to_value(&attempt.calls).expect("audit calls serialize");
     let mut insert = Query::insert();
     insert
         .into_table(Alias::new("audit_records"))
-        .columns(columns.map(Alias::new));
-    let summary = AuditCall {
-        capability: "attempt",
-        table: None,
-        detail: serde_json::json!({ "calls": attempt.calls.len() }),
-        rows: 0,
-        outcome: attempt.outcome.to_owned(),
-        error: None,
-        lock_wait_us: attempt.calls.iter().map(|c| c.lock_wait_us).sum(),
-        duration_us: attempt.duration_us,
-        at: chrono::Utc::now(),
-    };
-    // Every call row carries the attempt's outcome; an attempt without
-    // calls is recorded by its summary alone.
-    let rows: Vec<&AuditCall> = if attempt.calls.is_empty() {
-        vec![&summary]
-    } else {
-        attempt.calls.iter().collect()
-    };
-    for call in rows {
-        insert.values_panic([
+        .columns(columns.map(Alias::new))
+        .values_panic([
             attempt.tenant.0.into(),
             attempt.invocation_id.into(),
             (attempt.attempt as i32).into(),
             attempt.executor.clone().into(),
             attempt.version.clone().into(),
-            call.capability.into(),
-            call.table.clone().into(),
-            call.detail.clone().into(),
-            call.rows.into(),
-            call.outcome.clone().into(),
-            call.error.clone().into(),
-            call.lock_wait_us.into(),
-            call.duration_us.into(),
             attempt.outcome.into(),
-            call.at.into(),
+            calls.into(),
+            attempt
+                .calls
+                .iter()
+                .map(|c| c.lock_wait_us)
+                .sum::<i64>()
+                .into(),
+            attempt.duration_us.into(),
+            chrono::Utc::now().into(),
         ]);
-    }
     insert
 }
 
@@ -119,16 +95,15 @@ pub struct AuditRecord {
     pub attempt: i32,
     pub executor: String,
     pub version: String,
-    pub capability: String,
-    pub table_name: Option<String>,
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    pub rows: i64,
+    /// The attempt's final outcome.
     pub outcome: String,
-    pub error: Option<String>,
+    /// Every capability call of the attempt, in order: `capability`,
+    /// `table`, `detail` (redacted), `rows`, `outcome`, `error`,
+    /// `lock_wait_us`, `duration_us`, `at`.
+    #[schema(value_type = Vec<Object>)]
+    pub calls: serde_json::Value,
     pub lock_wait_us: i64,
     pub duration_us: i64,
-    pub attempt_outcome: String,
     pub recorded_at: chrono::DateTime<chrono::Utc>,
     pub chain_seq: Option<i64>,
     #[serde(serialize_with = "hex_option")]
@@ -148,8 +123,8 @@ fn hex_option<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::
 /// The columns of [`AuditRecord`], for `concat!` into static SQL.
 macro_rules! record_columns {
     () => {
-        "id, tenant_id, invocation_id, attempt, executor, version, capability, table_name, detail, rows, \
-         outcome, error, lock_wait_us, duration_us, attempt_outcome, recorded_at, chain_seq, hash, prev_hash"
+        "id, tenant_id, invocation_id, attempt, executor, version, outcome, calls, lock_wait_us, duration_us, \
+         recorded_at, chain_seq, hash, prev_hash"
     };
 }
 
@@ -165,15 +140,10 @@ pub fn record_hash(record: &AuditRecord, seq: i64, prev: &[u8]) -> Vec<u8> {
         "attempt": record.attempt,
         "executor": record.executor,
         "version": record.version,
-        "capability": record.capability,
-        "table_name": record.table_name,
-        "detail": record.detail,
-        "rows": record.rows,
         "outcome": record.outcome,
-        "error": record.error,
+        "calls": record.calls,
         "lock_wait_us": record.lock_wait_us,
         "duration_us": record.duration_us,
-        "attempt_outcome": record.attempt_outcome,
         "recorded_at": record.recorded_at.timestamp_micros(),
     });
     Sha256::new()
@@ -430,8 +400,10 @@ pub async fn search(pool: &PgPool, filter: &AuditFilter) -> anyhow::Result<Vec<A
     Ok(sqlx::query_as(concat!(
         "SELECT ", record_columns!(), " FROM audit_records WHERE \
          ($1::uuid IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR executor = $2) \
-         AND ($3::text IS NULL OR capability = $3) AND ($4::text IS NULL OR table_name = $4) \
-         AND ($5::text IS NULL OR outcome = $5 OR attempt_outcome = $5) AND ($6::uuid IS NULL OR invocation_id = $6) \
+         AND ($3::text IS NULL OR calls @> jsonb_build_array(jsonb_build_object('capability', $3::text))) \
+         AND ($4::text IS NULL OR calls @> jsonb_build_array(jsonb_build_object('table', $4::text))) \
+         AND ($5::text IS NULL OR outcome = $5 OR calls @> jsonb_build_array(jsonb_build_object('outcome', $5::text))) \
+         AND ($6::uuid IS NULL OR invocation_id = $6) \
          AND ($7::timestamptz IS NULL OR recorded_at >= $7) AND ($8::timestamptz IS NULL OR recorded_at < $8) \
          AND ($9::bigint IS NULL OR id > $9) ORDER BY id LIMIT $10"
     ))
