@@ -118,12 +118,7 @@ pub async fn verify(
     _: Operator,
     body: axum::body::Bytes,
 ) -> Result<Json<Verification>, ApiError> {
-    let request: VerifyRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        VerifyRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("malformed-json", e.to_string()))?
-    };
+    let request: VerifyRequest = super::problem::optional_json(&body)?;
     let pool = state.host.pool();
     audit::chain_pending(pool).await?;
     Ok(Json(

@@ -188,12 +188,7 @@ pub async fn rollback(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<RolledBack>, ApiError> {
-    let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RollbackRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("malformed-json", e.to_string()))?
-    };
+    let request: RollbackRequest = super::problem::optional_json(&body)?;
     let (previous, active) = crate::db::executors::rollback(
         state.host.pool(),
         tenant,

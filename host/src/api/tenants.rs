@@ -115,12 +115,7 @@ pub async fn approve(
 ) -> Result<Json<crate::capabilities::grant::GrantDecision>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no executor {name:?} for tenant {id:?}"));
     let tenant: TenantId = id.parse().map_err(|_| not_found())?;
-    let request: ApproveRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ApproveRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("malformed-json", e.to_string()))?
-    };
+    let request: ApproveRequest = super::problem::optional_json(&body)?;
     let pool = state.host.pool();
     let (version, decision) =
         crate::db::executors::grant(pool, tenant, &name, request.version.as_deref())
