@@ -40,6 +40,10 @@ CREATE TABLE bookings (
     ) WHERE (status IN ('pending', 'confirmed'))
 );
 CREATE INDEX bookings_service_time ON bookings (tenant_id, service_id, starts_at);
+-- Overlap checks ask for "ends after my start and starts before my end": with
+-- only the start index, every earlier booking of the service is scanned (and
+-- predicate-locked under SERIALIZABLE); the end index bounds the scan.
+CREATE INDEX bookings_service_end ON bookings (tenant_id, service_id, ends_at);
 
 -- A pet has at most one pending appointment request.
 CREATE TABLE booking_requests (
