@@ -12,7 +12,7 @@
 //! second) are protected only from then on. Truncating the newest records is
 //! detectable only against a checkpoint taken after them.
 
-use sea_query::{Alias, PostgresQueryBuilder, Query};
+use sea_query::{Alias, Expr, PostgresQueryBuilder, Query};
 use sea_query_binder::SqlxBinder;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -21,22 +21,23 @@ use crate::capabilities::audit::AuditCall;
 use crate::capabilities::transaction::advisory_lock_id;
 use crate::TenantId;
 
-/// Everything about one attempt that its records carry.
-#[derive(Debug, Clone)]
-pub struct AttemptAudit {
+/// Everything about one attempt that its record carries (borrowed: the
+/// record is built on every attempt, so it copies nothing it can avoid).
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptAudit<'a> {
     pub tenant: TenantId,
     pub invocation_id: uuid::Uuid,
     pub attempt: u32,
-    pub executor: String,
-    pub version: String,
+    pub executor: &'a str,
+    pub version: &'a str,
     /// committed, rolled_back, replayed, trapped, timed_out, host_failure, dry_run
     pub outcome: &'static str,
     pub duration_us: i64,
-    pub calls: Vec<AuditCall>,
+    pub calls: &'a [AuditCall],
 }
 
 /// Append one attempt's record: its outcome and every call it made.
-pub async fn append(pool: &PgPool, attempt: &AttemptAudit) -> anyhow::Result<()> {
+pub async fn append(pool: &PgPool, attempt: &AttemptAudit<'_>) -> anyhow::Result<()> {
     let (sql, values) = insert(attempt).build_sqlx(PostgresQueryBuilder);
     sqlx::query_with(&sql, values).execute(pool).await?;
     Ok(())
@@ -44,11 +45,11 @@ pub async fn append(pool: &PgPool, attempt: &AttemptAudit) -> anyhow::Result<()>
 
 /// The same as [`append`], as literal SQL (sea-query quotes every value), to
 /// send in one round trip with the attempt's COMMIT or ROLLBACK.
-pub fn append_sql(attempt: &AttemptAudit) -> String {
+pub fn append_sql(attempt: &AttemptAudit<'_>) -> String {
     insert(attempt).to_string(PostgresQueryBuilder)
 }
 
-fn insert(attempt: &AttemptAudit) -> sea_query::InsertStatement {
+fn insert(attempt: &AttemptAudit<'_>) -> sea_query::InsertStatement {
     let columns = [
         "tenant_id",
         "invocation_id",
@@ -61,7 +62,9 @@ fn insert(attempt: &AttemptAudit) -> sea_query::InsertStatement {
         "duration_us",
         "recorded_at",
     ];
-    let calls = serde_json::to_value(&attempt.calls).expect("audit calls serialize");
+    // Straight to text (no intermediate JSON tree), stored as `json`: see
+    // migration 0004 for why not `jsonb`.
+    let calls = serde_json::to_string(attempt.calls).expect("audit calls serialize");
     let mut insert = Query::insert();
     insert
         .into_table(Alias::new("audit_records"))
@@ -70,10 +73,10 @@ fn insert(attempt: &AttemptAudit) -> sea_query::InsertStatement {
             attempt.tenant.0.into(),
             attempt.invocation_id.into(),
             (attempt.attempt as i32).into(),
-            attempt.executor.clone().into(),
-            attempt.version.clone().into(),
+            attempt.executor.into(),
+            attempt.version.into(),
             attempt.outcome.into(),
-            calls.into(),
+            Expr::val(calls).cast_as(Alias::new("json")),
             attempt
                 .calls
                 .iter()
@@ -400,9 +403,9 @@ pub async fn search(pool: &PgPool, filter: &AuditFilter) -> anyhow::Result<Vec<A
     Ok(sqlx::query_as(concat!(
         "SELECT ", record_columns!(), " FROM audit_records WHERE \
          ($1::uuid IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR executor = $2) \
-         AND ($3::text IS NULL OR calls @> jsonb_build_array(jsonb_build_object('capability', $3::text))) \
-         AND ($4::text IS NULL OR calls @> jsonb_build_array(jsonb_build_object('table', $4::text))) \
-         AND ($5::text IS NULL OR outcome = $5 OR calls @> jsonb_build_array(jsonb_build_object('outcome', $5::text))) \
+         AND ($3::text IS NULL OR calls::jsonb @> jsonb_build_array(jsonb_build_object('capability', $3::text))) \
+         AND ($4::text IS NULL OR calls::jsonb @> jsonb_build_array(jsonb_build_object('table', $4::text))) \
+         AND ($5::text IS NULL OR outcome = $5 OR calls::jsonb @> jsonb_build_array(jsonb_build_object('outcome', $5::text))) \
          AND ($6::uuid IS NULL OR invocation_id = $6) \
          AND ($7::timestamptz IS NULL OR recorded_at >= $7) AND ($8::timestamptz IS NULL OR recorded_at < $8) \
          AND ($9::bigint IS NULL OR id > $9) ORDER BY id LIMIT $10"

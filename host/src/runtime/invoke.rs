@@ -315,16 +315,16 @@ impl Host {
         Ok(report)
     }
 
-    fn audit_of(&self, run: &InvocationRun, outcome: &'static str) -> AttemptAudit {
+    fn audit_of<'a>(&self, run: &'a InvocationRun, outcome: &'static str) -> AttemptAudit<'a> {
         AttemptAudit {
             tenant: run.identity.tenant,
             invocation_id: run.identity.id,
             attempt: run.attempts,
-            executor: run.executor.clone(),
-            version: run.version.clone(),
+            executor: &run.executor,
+            version: &run.version,
             outcome,
             duration_us: run.attempt_started.elapsed().as_micros() as i64,
-            calls: run.calls.clone(),
+            calls: &run.calls,
         }
     }
 
@@ -417,6 +417,9 @@ impl Host {
             run.plan.clone(),
         );
         transaction = transaction.with_grant(grant.clone());
+        if !self.settings.audit {
+            transaction = transaction.without_audit_details();
+        }
         if dry_run {
             transaction = transaction.record_writes();
         }

@@ -114,6 +114,8 @@ pub struct InvocationTransaction {
     writes: Vec<WriteRecord>,
     grant: Option<Arc<Grant>>,
     audit: Vec<AuditCall>,
+    /// Whether calls keep their redacted detail (off when nothing is audited).
+    audit_details: bool,
     /// Time spent waiting for locks in the current call.
     lock_wait: Duration,
 }
@@ -177,8 +179,16 @@ impl InvocationTransaction {
             writes: Vec::new(),
             grant: None,
             audit: Vec::new(),
+            audit_details: true,
             lock_wait: Duration::ZERO,
         }
+    }
+
+    /// Keep only each call's kind and outcome, not its redacted detail (when
+    /// the host writes no audit log).
+    pub fn without_audit_details(mut self) -> Self {
+        self.audit_details = false;
+        self
     }
 
     /// Only `grant`'s capabilities may be used (without one, all may).
@@ -203,12 +213,19 @@ impl InvocationTransaction {
         &mut self,
         capability: &'static str,
         table: Option<&str>,
-        detail: serde_json::Value,
+        detail: impl FnOnce() -> serde_json::Value,
         started: Instant,
         result: &Result<T, CapabilityError>,
         rows: impl FnOnce(&T) -> i64,
     ) {
         self.calls += 1;
+        // Without an audit log only the call's kind and outcome are kept (for
+        // metrics): the redacted detail is work the audit alone needs.
+        let detail = if self.audit_details {
+            detail()
+        } else {
+            serde_json::Value::Null
+        };
         let (outcome, error, rows) = match result {
             Ok(value) => ("ok".to_owned(), None, rows(value)),
             Err(CapabilityError::Call(CallError::Forbidden(m)))
@@ -243,7 +260,7 @@ impl InvocationTransaction {
         self.audited(
             "lock",
             None,
-            serde_json::json!({ "key": key }),
+            || serde_json::json!({ "key": key }),
             started,
             &result,
             |_| 0,
@@ -261,7 +278,7 @@ impl InvocationTransaction {
     ) -> Result<Vec<Row>, CapabilityError> {
         let started = Instant::now();
         let result = self.query_inner(table, conditions, order, limit).await;
-        let detail = serde_json::json!({ "conditions": audit::conditions(table, conditions), "limit": limit });
+        let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions), "limit": limit });
         self.audited("query", Some(table), detail, started, &result, |rows| {
             rows.len() as i64
         });
@@ -272,7 +289,7 @@ impl InvocationTransaction {
     pub async fn insert(&mut self, table: &str, values: &[Field]) -> Result<Row, CapabilityError> {
         let started = Instant::now();
         let result = self.insert_inner(table, values).await;
-        let detail = serde_json::json!({ "values": audit::fields(table, values) });
+        let detail = || serde_json::json!({ "values": audit::fields(table, values) });
         self.audited("insert", Some(table), detail, started, &result, |_| 1);
         result
     }
@@ -286,10 +303,12 @@ impl InvocationTransaction {
     ) -> Result<u64, CapabilityError> {
         let started = Instant::now();
         let result = self.update_inner(table, conditions, changes).await;
-        let detail = serde_json::json!({
-            "conditions": audit::conditions(table, conditions),
-            "changes": audit::fields(table, changes),
-        });
+        let detail = || {
+            serde_json::json!({
+                "conditions": audit::conditions(table, conditions),
+                "changes": audit::fields(table, changes),
+            })
+        };
         self.audited("update", Some(table), detail, started, &result, |n| {
             *n as i64
         });
@@ -304,7 +323,7 @@ impl InvocationTransaction {
     ) -> Result<u64, CapabilityError> {
         let started = Instant::now();
         let result = self.delete_inner(table, conditions).await;
-        let detail = serde_json::json!({ "conditions": audit::conditions(table, conditions) });
+        let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions) });
         self.audited("delete", Some(table), detail, started, &result, |n| {
             *n as i64
         });
