@@ -98,6 +98,14 @@ fn answer(report: &InvocationReport, version: &str) -> Result<(StatusCode, Vec<u
                 invocation_id,
             })
         }
+        InvocationOutcome::LimitExceeded { limit, message } => {
+            return Err(ApiError::Invocation {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                slug: "limit-exceeded",
+                detail: format!("the executor went over its {limit} limit: {message}; nothing was written"),
+                invocation_id,
+            })
+        }
         InvocationOutcome::HostFailure { message } => {
             return Err(ApiError::Invocation {
                 status: StatusCode::SERVICE_UNAVAILABLE,

@@ -30,6 +30,12 @@ pub enum Doom {
     },
     /// Give up: the database failed in a way a replay would not fix.
     Fatal(String),
+    /// Give up: the executor went over one of the attempt's budgets (calls,
+    /// rows read or written, locks held). A replay would do the same.
+    Limit {
+        limit: &'static str,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Doom {
@@ -37,6 +43,9 @@ impl std::fmt::Display for Doom {
         match self {
             Doom::Retry { reason, .. } => write!(f, "attempt abandoned for replay: {reason}"),
             Doom::Fatal(message) => write!(f, "attempt abandoned: {message}"),
+            Doom::Limit { limit, message } => {
+                write!(f, "attempt abandoned: limit {limit} exceeded: {message}")
+            }
         }
     }
 }

@@ -30,7 +30,8 @@ pub struct AttemptAudit<'a> {
     pub attempt: u32,
     pub executor: &'a str,
     pub version: &'a str,
-    /// committed, rolled_back, replayed, trapped, timed_out, host_failure, dry_run
+    /// committed, rolled_back, replayed, trapped, timed_out, limit_exceeded,
+    /// host_failure, dry_run
     pub outcome: &'static str,
     pub duration_us: i64,
     pub calls: &'a [AuditCall],

@@ -14,7 +14,9 @@ pub struct EngineSettings {
     pub max_instances: u32,
     /// Most bytes of linear memory one instance may have.
     pub max_memory_bytes: usize,
-    /// Most bytes of wasm stack.
+    /// Most elements of one table (function references).
+    pub max_table_elements: usize,
+    /// Most bytes of wasm stack; deeper recursion ends `limit_exceeded`.
     pub max_wasm_stack: usize,
     /// How often the epoch advances; deadlines are counted in these ticks.
     pub epoch_tick: Duration,
@@ -25,6 +27,7 @@ impl Default for EngineSettings {
         Self {
             max_instances: 256,
             max_memory_bytes: 64 << 20,
+            max_table_elements: 20_000,
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(10),
         }
@@ -69,6 +72,7 @@ impl ExecutorEngine {
             .total_memories(settings.max_instances * 2)
             .total_tables(settings.max_instances * 4)
             .total_stacks(settings.max_instances)
+            .table_elements(settings.max_table_elements)
             .max_memory_size(settings.max_memory_bytes);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;

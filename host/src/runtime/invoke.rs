@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime::Store;
 
 use super::metrics::Metrics;
 use super::registry::{ExecutorRegistry, LoadedExecutor};
-use super::state::InvocationState;
+use super::state::{InstanceLimits, InvocationState};
 use super::HostSettings;
 use crate::capabilities::audit::AuditCall;
 use crate::capabilities::context::{InvocationContext, LogLine};
@@ -53,6 +53,11 @@ pub enum InvocationOutcome {
     },
     /// The database failed in a way a replay would not fix; rolled back.
     HostFailure { message: String },
+    /// The executor went over a limit (memory, wasm stack, capability
+    /// calls, rows read or written, locks held, output size); rolled back.
+    /// `limit` names it: memory, table, wasm_stack, calls, rows_read,
+    /// rows_written, locks, output_bytes.
+    LimitExceeded { limit: String, message: String },
 }
 
 impl InvocationOutcome {
@@ -65,6 +70,7 @@ impl InvocationOutcome {
             InvocationOutcome::Timeout { .. } => "timeout",
             InvocationOutcome::RetriesExhausted { .. } => "retries_exhausted",
             InvocationOutcome::HostFailure { .. } => "host_failure",
+            InvocationOutcome::LimitExceeded { .. } => "limit_exceeded",
         }
     }
 }
@@ -445,10 +451,10 @@ impl Host {
                 self.settings.max_log_bytes,
             ),
             transaction,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(engine.settings.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: InstanceLimits::new(
+                engine.settings.max_memory_bytes,
+                engine.settings.max_table_elements,
+            ),
         };
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -477,7 +483,7 @@ impl Host {
         let InvocationState {
             context,
             mut transaction,
-            ..
+            limits,
         } = store.into_data();
         run.calls = transaction.take_audit();
         run.logs.extend(context.logs);
@@ -494,17 +500,47 @@ impl Host {
             }
             Ok(Err(Failure::Trap(trap))) => match transaction.doom().cloned() {
                 Some(doom) => doom_end(doom),
-                None if matches!(
-                    trap.downcast_ref::<wasmtime::Trap>(),
-                    Some(wasmtime::Trap::Interrupt)
-                ) =>
-                {
-                    AttemptEnd::Done(timed_out)
-                }
-                None => AttemptEnd::Done(InvocationOutcome::Trap {
-                    message: trap_message(&trap),
-                }),
+                None => match (trap.downcast_ref::<wasmtime::Trap>(), limits.refused) {
+                    (Some(wasmtime::Trap::Interrupt), _) => AttemptEnd::Done(timed_out),
+                    (Some(wasmtime::Trap::StackOverflow), _) => {
+                        AttemptEnd::Done(InvocationOutcome::LimitExceeded {
+                            limit: "wasm_stack".into(),
+                            message: format!(
+                                "the executor recursed past the {} byte wasm stack",
+                                engine.settings.max_wasm_stack
+                            ),
+                        })
+                    }
+                    (_, Some((what, desired))) => {
+                        AttemptEnd::Done(InvocationOutcome::LimitExceeded {
+                            limit: what.into(),
+                            message: match what {
+                                "memory" => format!(
+                                    "the executor asked for {desired} bytes of linear memory; at most {} are allowed",
+                                    engine.settings.max_memory_bytes
+                                ),
+                                _ => format!(
+                                    "the executor asked for a table of {desired} elements; at most {} are allowed",
+                                    engine.settings.max_table_elements
+                                ),
+                            },
+                        })
+                    }
+                    _ => AttemptEnd::Done(InvocationOutcome::Trap {
+                        message: trap_message(&trap),
+                    }),
+                },
             },
+            Ok(Ok(Err(body))) | Ok(Ok(Ok(body))) if body.len() > self.settings.max_output_bytes => {
+                AttemptEnd::Done(InvocationOutcome::LimitExceeded {
+                    limit: "output_bytes".into(),
+                    message: format!(
+                        "the executor returned {} bytes; at most {} are allowed",
+                        body.len(),
+                        self.settings.max_output_bytes
+                    ),
+                })
+            }
             Ok(Ok(Err(body))) => {
                 let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
                 AttemptEnd::Done(InvocationOutcome::UserError { body })
@@ -534,6 +570,7 @@ impl AttemptEnd {
             AttemptEnd::Done(InvocationOutcome::UserError { .. }) => "rolled_back",
             AttemptEnd::Done(InvocationOutcome::Trap { .. }) => "trapped",
             AttemptEnd::Done(InvocationOutcome::Timeout { .. }) => "timed_out",
+            AttemptEnd::Done(InvocationOutcome::LimitExceeded { .. }) => "limit_exceeded",
             AttemptEnd::Done(_) => "host_failure",
             AttemptEnd::Replay(_) => "replayed",
             AttemptEnd::Succeeded { .. } => "succeeded",
@@ -558,6 +595,10 @@ fn doom_end(doom: Doom) -> AttemptEnd {
     match doom {
         Doom::Retry { reason, .. } => AttemptEnd::Replay(reason),
         Doom::Fatal(message) => AttemptEnd::Done(InvocationOutcome::HostFailure { message }),
+        Doom::Limit { limit, message } => AttemptEnd::Done(InvocationOutcome::LimitExceeded {
+            limit: limit.into(),
+            message,
+        }),
     }
 }
 

@@ -71,6 +71,9 @@ pub struct HostSettings {
     pub execution_timeout: Duration,
     /// Most bytes of log an invocation keeps.
     pub max_log_bytes: usize,
+    /// Most bytes of an executor's result (ok or error); more ends the
+    /// invocation `limit_exceeded`.
+    pub max_output_bytes: usize,
     /// Record every capability call in the audit log (off only to measure
     /// what auditing costs).
     pub audit: bool,
@@ -83,6 +86,7 @@ impl Default for HostSettings {
             engine: EngineSettings::default(),
             execution_timeout: Duration::from_secs(10),
             max_log_bytes: 64 * 1024,
+            max_output_bytes: 1 << 20,
             audit: true,
         }
     }

@@ -282,9 +282,10 @@ impl ExecutorRegistry {
                 Arc::new(TransactionSettings::default()),
                 LockPlan::default(),
             ),
-            limits: wasmtime::StoreLimitsBuilder::new()
-                .memory_size(self.engine.settings.max_memory_bytes)
-                .build(),
+            limits: crate::runtime::state::InstanceLimits::new(
+                self.engine.settings.max_memory_bytes,
+                self.engine.settings.max_table_elements,
+            ),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| &mut s.limits);

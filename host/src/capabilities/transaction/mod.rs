@@ -48,6 +48,18 @@ pub struct TransactionSettings {
     pub statement_timeout: Duration,
     /// Most rows one query may return; asking for more is `limit-exceeded`.
     pub max_rows_per_query: u32,
+    /// Bound on the transaction sitting idle between two statements.
+    pub idle_in_transaction_timeout: Duration,
+    /// Budgets of one attempt. Going over one abandons the attempt (a trap
+    /// the executor cannot catch) and the invocation ends `limit_exceeded`:
+    /// capability calls made,
+    pub max_calls: u32,
+    /// rows returned by all its queries together,
+    pub max_rows_read: u64,
+    /// rows inserted, updated or deleted together,
+    pub max_rows_written: u64,
+    /// and distinct `lock` keys held at once.
+    pub max_locks: usize,
 }
 
 impl Default for TransactionSettings {
@@ -59,6 +71,11 @@ impl Default for TransactionSettings {
             lock_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             max_rows_per_query: 1000,
+            idle_in_transaction_timeout: Duration::from_secs(30),
+            max_calls: 1_000,
+            max_rows_read: 100_000,
+            max_rows_written: 10_000,
+            max_locks: 64,
         }
     }
 }
@@ -109,6 +126,8 @@ pub struct InvocationTransaction {
     doom: Option<Doom>,
     /// Capability calls made in this attempt.
     pub calls: u32,
+    rows_read: u64,
+    rows_written: u64,
     /// Keep every row written (dry runs report them).
     record_writes: bool,
     writes: Vec<WriteRecord>,
@@ -175,6 +194,8 @@ impl InvocationTransaction {
             session_locks: false,
             doom: None,
             calls: 0,
+            rows_read: 0,
+            rows_written: 0,
             record_writes: false,
             writes: Vec::new(),
             grant: None,
@@ -202,6 +223,47 @@ impl InvocationTransaction {
             Some(grant) => grant.check(capability).map_err(CapabilityError::Call),
             None => Ok(()),
         }
+    }
+
+    /// Abandon the attempt: it went over one of its budgets.
+    fn over_limit(&mut self, limit: &'static str, message: String) -> CapabilityError {
+        self.abort(Doom::Limit { limit, message })
+    }
+
+    fn charge_call(&mut self) -> Result<(), CapabilityError> {
+        if let Some(doom) = &self.doom {
+            // Once abandoned, every further call fails the same way.
+            return Err(CapabilityError::Abort(doom.clone()));
+        }
+        if self.calls >= self.settings.max_calls {
+            let message = format!("more than {} capability calls", self.settings.max_calls);
+            return Err(self.over_limit("calls", message));
+        }
+        Ok(())
+    }
+
+    fn charge_rows_read(&mut self, rows: u64) -> Result<(), CapabilityError> {
+        self.rows_read += rows;
+        if self.rows_read > self.settings.max_rows_read {
+            let message = format!(
+                "queries returned more than {} rows in all",
+                self.settings.max_rows_read
+            );
+            return Err(self.over_limit("rows_read", message));
+        }
+        Ok(())
+    }
+
+    fn charge_rows_written(&mut self, rows: u64) -> Result<(), CapabilityError> {
+        self.rows_written += rows;
+        if self.rows_written > self.settings.max_rows_written {
+            let message = format!(
+                "writes touched more than {} rows in all",
+                self.settings.max_rows_written
+            );
+            return Err(self.over_limit("rows_written", message));
+        }
+        Ok(())
     }
 
     /// The audit of every call this attempt made so far.
@@ -256,7 +318,10 @@ impl InvocationTransaction {
     /// `lock(key)`: serialize with other invocations of this tenant on `key`.
     pub async fn lock(&mut self, key: &str) -> Result<(), CapabilityError> {
         let started = Instant::now();
-        let result = self.lock_inner(key).await;
+        let result = match self.charge_call() {
+            Ok(()) => self.lock_inner(key).await,
+            Err(e) => Err(e),
+        };
         self.audited(
             "lock",
             None,
@@ -277,7 +342,14 @@ impl InvocationTransaction {
         limit: Option<u32>,
     ) -> Result<Vec<Row>, CapabilityError> {
         let started = Instant::now();
-        let result = self.query_inner(table, conditions, order, limit).await;
+        let result = match self.charge_call() {
+            Ok(()) => self.query_inner(table, conditions, order, limit).await,
+            Err(e) => Err(e),
+        };
+        let result = result.and_then(|rows| {
+            self.charge_rows_read(rows.len() as u64)?;
+            Ok(rows)
+        });
         let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions), "limit": limit });
         self.audited("query", Some(table), detail, started, &result, |rows| {
             rows.len() as i64
@@ -288,7 +360,14 @@ impl InvocationTransaction {
     /// `insert`: one row, returned as stored.
     pub async fn insert(&mut self, table: &str, values: &[Field]) -> Result<Row, CapabilityError> {
         let started = Instant::now();
-        let result = self.insert_inner(table, values).await;
+        let result = match self.charge_call() {
+            Ok(()) => self.insert_inner(table, values).await,
+            Err(e) => Err(e),
+        };
+        let result = result.and_then(|row| {
+            self.charge_rows_written(1)?;
+            Ok(row)
+        });
         let detail = || serde_json::json!({ "values": audit::fields(table, values) });
         self.audited("insert", Some(table), detail, started, &result, |_| 1);
         result
@@ -302,7 +381,14 @@ impl InvocationTransaction {
         changes: &[Field],
     ) -> Result<u64, CapabilityError> {
         let started = Instant::now();
-        let result = self.update_inner(table, conditions, changes).await;
+        let result = match self.charge_call() {
+            Ok(()) => self.update_inner(table, conditions, changes).await,
+            Err(e) => Err(e),
+        };
+        let result = result.and_then(|n| {
+            self.charge_rows_written(n)?;
+            Ok(n)
+        });
         let detail = || {
             serde_json::json!({
                 "conditions": audit::conditions(table, conditions),
@@ -322,7 +408,14 @@ impl InvocationTransaction {
         conditions: &[Condition],
     ) -> Result<u64, CapabilityError> {
         let started = Instant::now();
-        let result = self.delete_inner(table, conditions).await;
+        let result = match self.charge_call() {
+            Ok(()) => self.delete_inner(table, conditions).await,
+            Err(e) => Err(e),
+        };
+        let result = result.and_then(|n| {
+            self.charge_rows_written(n)?;
+            Ok(n)
+        });
         let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions) });
         self.audited("delete", Some(table), detail, started, &result, |n| {
             *n as i64
@@ -505,9 +598,11 @@ impl InvocationTransaction {
             Isolation::ReadCommitted => "READ COMMITTED",
         };
         let sql = format!(
-            "BEGIN ISOLATION LEVEL {isolation}; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+            "BEGIN ISOLATION LEVEL {isolation}; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
+             SET LOCAL idle_in_transaction_session_timeout = {}",
             self.settings.lock_timeout.as_millis(),
-            self.settings.statement_timeout.as_millis()
+            self.settings.statement_timeout.as_millis(),
+            self.settings.idle_in_transaction_timeout.as_millis()
         );
         self.raw(sql).await.map_err(|e| self.statement_failed(e))?;
         self.begun = true;
@@ -527,6 +622,15 @@ impl InvocationTransaction {
         self.check_grant(Capability::Lock)?;
         if self.held.contains(key) {
             return Ok(());
+        }
+        if self.held.len() >= self.settings.max_locks {
+            return Err(self.over_limit(
+                "locks",
+                format!(
+                    "more than {} lock keys held at once",
+                    self.settings.max_locks
+                ),
+            ));
         }
         let id = advisory_lock_id("lock", self.tenant, key);
         if !self.begun {
@@ -810,6 +914,9 @@ impl InvocationTransaction {
             return Err(match doom {
                 Doom::Retry { reason, .. } => CommitError::Retry(reason),
                 Doom::Fatal(message) => CommitError::Fatal(message),
+                Doom::Limit { limit, message } => {
+                    CommitError::Fatal(format!("limit {limit} exceeded: {message}"))
+                }
             });
         }
         let commit = match &audit {

@@ -1,0 +1,149 @@
+//! Hostile executors (plugins/fixture-hostile): each is stopped with its exact
+//! typed outcome, writes nothing, and the host answers normally right after.
+
+use std::time::Duration;
+
+use bookhost::capabilities::transaction::advisory_lock_id;
+use bookhost::{HostSettings, InvocationOutcome, TenantId};
+use bookhost_tests::*;
+use serde_json::json;
+
+async fn services_of(pool: &sqlx::PgPool, tenant: TenantId) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Run the fixture in `mode` on a fresh tenant; check nothing was written and
+/// that a normal invocation succeeds right after. Returns the outcome.
+async fn hostile(settings: HostSettings, input: serde_json::Value) -> InvocationOutcome {
+    let host = host_with(settings, 4).await;
+    let tenant = tenant(host.pool()).await;
+    let report = invoke(&host, tenant, "fixture-hostile", input).await;
+    assert_eq!(
+        services_of(host.pool(), tenant).await,
+        0,
+        "{:?}",
+        report.outcome
+    );
+    let id = create_service(&host, tenant, "after-the-attack", 30).await;
+    assert_eq!(id.len(), 36);
+    assert_eq!(services_of(host.pool(), tenant).await, 1);
+    report.outcome
+}
+
+fn limit_of(outcome: &InvocationOutcome) -> &str {
+    match outcome {
+        InvocationOutcome::LimitExceeded { limit, .. } => limit,
+        other => panic!("expected limit_exceeded, got {other:?}"),
+    }
+}
+
+fn short_deadline() -> HostSettings {
+    HostSettings {
+        execution_timeout: Duration::from_millis(300),
+        ..HostSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_times_out() {
+    let outcome = hostile(short_deadline(), json!({"mode": "spin"})).await;
+    assert_eq!(outcome, InvocationOutcome::Timeout { timeout_ms: 300 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_then_a_loop_times_out_and_leaves_nothing() {
+    let outcome = hostile(short_deadline(), json!({"mode": "write-then-spin"})).await;
+    assert_eq!(outcome, InvocationOutcome::Timeout { timeout_ms: 300 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_flood_hits_the_call_budget() {
+    let outcome = hostile(HostSettings::default(), json!({"mode": "query-flood"})).await;
+    assert_eq!(limit_of(&outcome), "calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_flood_hits_the_write_budget_and_leaves_nothing() {
+    let mut settings = HostSettings::default();
+    settings.discipline.transaction.max_rows_written = 50;
+    let outcome = hostile(settings, json!({"mode": "write-flood"})).await;
+    assert_eq!(limit_of(&outcome), "rows_written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let outcome = hostile(HostSettings::default(), json!({"mode": "memory-bomb"})).await;
+    assert_eq!(limit_of(&outcome), "memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_recursion_hits_the_stack_limit() {
+    let outcome = hostile(HostSettings::default(), json!({"mode": "recursion"})).await;
+    assert_eq!(limit_of(&outcome), "wasm_stack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_output_hits_the_output_limit() {
+    let outcome = hostile(
+        HostSettings::default(),
+        json!({"mode": "huge-output", "size_mib": 4}),
+    )
+    .await;
+    assert_eq!(limit_of(&outcome), "output_bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoarding_locks_hits_the_lock_limit() {
+    let outcome = hostile(
+        HostSettings::default(),
+        json!({"mode": "many-locks", "count": 1000}),
+    )
+    .await;
+    assert_eq!(limit_of(&outcome), "locks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
+    let host = host_with(short_deadline(), 4).await;
+    let tenant = tenant(host.pool()).await;
+    let report = invoke(
+        &host,
+        tenant,
+        "fixture-hostile",
+        json!({"mode": "lock-and-spin"}),
+    )
+    .await;
+    assert_eq!(
+        report.outcome,
+        InvocationOutcome::Timeout { timeout_ms: 300 }
+    );
+    let id = advisory_lock_id("lock", tenant, "hostile");
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND classid = ($1::bigint)::oid AND objid = ($2::bigint)::oid",
+    )
+    .bind((id as u64 >> 32) as i64)
+    .bind((id as u64 & 0xffff_ffff) as i64)
+    .fetch_one(host.pool())
+    .await
+    .unwrap();
+    assert_eq!(held, 0, "the spinning attempt's lock must be gone");
+    // The same lock is free for the next invocation: it ends the same way,
+    // at its own deadline, not waiting behind a leftover holder.
+    let again = invoke(
+        &host,
+        tenant,
+        "fixture-hostile",
+        json!({"mode": "lock-and-spin"}),
+    )
+    .await;
+    assert_eq!(
+        again.outcome,
+        InvocationOutcome::Timeout { timeout_ms: 300 }
+    );
+    assert_eq!(services_of(host.pool(), tenant).await, 0);
+}
