@@ -2,7 +2,8 @@
 //! executors, measured side by side in one run. Prints a Markdown report.
 //!
 //! Run: `cargo run --release -p bookhost-tests --bin bookhost-bench -- audit`
-//! (or `audit-record`: the host-side cost of building one audit record).
+//! (or `audit-record`: the host-side cost of building one audit record;
+//! `hostile`: an infinite loop against its deadline, and a noisy neighbour).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -340,6 +341,112 @@ fn audit_record_cost() {
     );
 }
 
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// How far past its deadline an infinite loop runs, and what 32 of them in
+/// one tenant do to another tenant's latency.
+async fn hostile() {
+    let deadline = Duration::from_millis(300);
+    let settings = HostSettings {
+        execution_timeout: deadline,
+        ..HostSettings::default()
+    };
+    let tick = settings.engine.epoch_tick;
+    let host = Host::new(pool(48).await, executors(), settings);
+    let noisy = tenant(host.pool()).await;
+    let quiet = tenant(host.pool()).await;
+
+    // The deadline: one spinning invocation at a time, 20 times.
+    let mut overshoot = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let report = host
+            .invoke(noisy, "fixture-hostile", r#"{"mode":"spin"}"#)
+            .await
+            .unwrap();
+        assert!(matches!(report.outcome, InvocationOutcome::Timeout { .. }));
+        overshoot.push((started.elapsed().as_secs_f64() - deadline.as_secs_f64()) * 1000.0);
+    }
+    overshoot.sort_by(f64::total_cmp);
+    println!("### Infinite loop against its deadline\n");
+    println!(
+        "`fixture-hostile` spin, deadline {} ms, epoch tick {} ms, 20 runs one at a time; time from \
+         the call to the `timeout` outcome, past the deadline: p50 {:.1} ms, max {:.1} ms \
+         (target: within two ticks, {} ms).\n",
+        deadline.as_millis(),
+        tick.as_millis(),
+        percentile(&overshoot, 0.5),
+        overshoot[overshoot.len() - 1],
+        2 * tick.as_millis()
+    );
+
+    // The quiet tenant's create-service latency, alone and beside the noise.
+    let quiet_latencies = |host: Host, count: usize| async move {
+        let (mut latencies, mut failed) = (Vec::new(), Vec::new());
+        for i in 0..count {
+            let started = Instant::now();
+            let input = json!({"name": format!("quiet-{i}-{}", uuid::Uuid::new_v4()), "duration_minutes": 30});
+            let report = host
+                .invoke(quiet, "create-service", &input.to_string())
+                .await
+                .unwrap();
+            match report.outcome {
+                InvocationOutcome::Ok { .. } => {
+                    latencies.push(started.elapsed().as_secs_f64() * 1000.0)
+                }
+                other => failed.push(other.kind()),
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        (latencies, failed)
+    };
+    let alone = quiet_latencies(host.clone(), 100).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loopers: Vec<_> = (0..32)
+        .map(|_| {
+            let (host, stop) = (host.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    host.invoke(noisy, "fixture-hostile", r#"{"mode":"spin"}"#)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let noisy_run = quiet_latencies(host.clone(), 20).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for looper in loopers {
+        looper.await.unwrap();
+    }
+    println!("### Noisy neighbour\n");
+    println!(
+        "One tenant runs 32 spinning `fixture-hostile` invocations at a time (deadline {} ms, each \
+         replaced as it times out); another tenant creates services one after the other (100 \
+         alone, 20 beside the noise).\n",
+        deadline.as_millis()
+    );
+    println!("| quiet tenant's create-service | succeeded | failed (outcomes) | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    for (label, (run, failed)) in [("alone", &alone), ("beside 32 loops", &noisy_run)] {
+        let (p50, p99, max) = match run.len() {
+            0 => (f64::NAN, f64::NAN, f64::NAN),
+            n => (percentile(run, 0.5), percentile(run, 0.99), run[n - 1]),
+        };
+        let mut kinds = failed.clone();
+        kinds.dedup();
+        println!(
+            "| {label} | {} | {} {kinds:?} | {p50:.1} | {p99:.1} | {max:.1} |",
+            run.len(),
+            failed.len(),
+        );
+    }
+    println!();
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "audit".into());
@@ -349,8 +456,9 @@ async fn main() {
             audit_overhead().await
         }
         "audit-record" => audit_record_cost(),
+        "hostile" => hostile().await,
         other => {
-            eprintln!("unknown benchmark {other:?}; available: audit, audit-record");
+            eprintln!("unknown benchmark {other:?}; available: audit, audit-record, hostile");
             std::process::exit(2);
         }
     }
