@@ -46,6 +46,15 @@ pub struct LimitArgs {
     /// Wall-clock bound on one attempt of an invocation, in milliseconds.
     #[arg(long, env = "BOOKHOST_EXECUTION_TIMEOUT_MS", default_value_t = 10_000)]
     pub execution_timeout_ms: u64,
+    /// Most invocations of one tenant running at once; more get 429.
+    #[arg(long, env = "BOOKHOST_MAX_IN_FLIGHT_PER_TENANT", default_value_t = 64)]
+    pub max_in_flight_per_tenant: usize,
+    /// Largest accepted invocation input, in bytes.
+    #[arg(long, env = "BOOKHOST_MAX_INPUT_BYTES", default_value_t = 1 << 20)]
+    pub max_input_bytes: usize,
+    /// Largest executor result kept, in bytes; more ends `limit_exceeded`.
+    #[arg(long, env = "BOOKHOST_MAX_OUTPUT_BYTES", default_value_t = 1 << 20)]
+    pub max_output_bytes: usize,
     /// Largest accepted component upload, in bytes.
     #[arg(long, env = "BOOKHOST_MAX_UPLOAD_BYTES", default_value_t = 8 << 20)]
     pub max_upload_bytes: usize,
@@ -74,6 +83,9 @@ pub fn state(
 ) -> anyhow::Result<AppState> {
     let settings = HostSettings {
         execution_timeout: Duration::from_millis(limits.execution_timeout_ms),
+        max_in_flight_per_tenant: limits.max_in_flight_per_tenant.max(1),
+        max_input_bytes: limits.max_input_bytes,
+        max_output_bytes: limits.max_output_bytes,
         ..HostSettings::default()
     };
     let engine = ExecutorEngine::new(settings.engine.clone())?;

@@ -147,3 +147,74 @@ async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
     );
     assert_eq!(services_of(host.pool(), tenant).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
+    let settings = HostSettings {
+        execution_timeout: Duration::from_secs(2),
+        max_in_flight_per_tenant: 2,
+        ..HostSettings::default()
+    };
+    let host = host_with(settings, 6).await;
+    let (noisy, quiet) = (tenant(host.pool()).await, tenant(host.pool()).await);
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                invoke(&host, noisy, "fixture-hostile", json!({"mode": "spin"})).await
+            })
+        })
+        .collect();
+    // Wait (bounded) until both spinners hold their slots.
+    for _ in 0..400 {
+        if host.in_flight(noisy) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(host.in_flight(noisy), 2);
+    let refused = host
+        .invoke(
+            noisy,
+            "create-service",
+            r#"{"name": "third", "duration_minutes": 30}"#,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(bookhost::InvokeError::TenantBusy(2))),
+        "{refused:?}"
+    );
+    // The other tenant is not affected by the first one's cap.
+    create_service(&host, quiet, "served", 30).await;
+    for spinner in spinners {
+        let report = spinner.await.unwrap();
+        assert_eq!(
+            report.outcome,
+            InvocationOutcome::Timeout { timeout_ms: 2000 }
+        );
+    }
+    assert_eq!(host.in_flight(noisy), 0);
+    assert_eq!(services_of(host.pool(), noisy).await, 0);
+    create_service(&host, noisy, "after-the-cap", 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_input_is_refused_before_running() {
+    let settings = HostSettings {
+        max_input_bytes: 64,
+        ..HostSettings::default()
+    };
+    let host = host_with(settings, 2).await;
+    let tenant = tenant(host.pool()).await;
+    let name = "n".repeat(100);
+    let input = json!({"name": name, "duration_minutes": 30}).to_string();
+    let refused = host.invoke(tenant, "create-service", &input).await;
+    assert!(
+        matches!(
+            refused,
+            Err(bookhost::InvokeError::InputTooLarge { max: 64, .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(services_of(host.pool(), tenant).await, 0);
+}

@@ -177,12 +177,13 @@ fn replay(stored: StoredResponse, request_hash: &str) -> Result<Response, ApiErr
     request_body(content = Object, description = "the executor's input, valid against its JSON Schema"),
     security(("tenant" = [])), responses(
     (status = 200, description = "the executor's result committed", body = InvocationResponse),
-    (status = 400, description = "malformed JSON", body = super::Problem, content_type = "application/problem+json"),
+    (status = 400, description = "malformed JSON, or an input over the size limit (`input-too-large`)", body = super::Problem, content_type = "application/problem+json"),
     (status = 401, body = super::Problem, content_type = "application/problem+json"),
     (status = 404, body = super::Problem, content_type = "application/problem+json"),
     (status = 409, description = "the executor refused (its `error` body), or the Idempotency-Key is in use", body = InvocationResponse),
+    (status = 429, description = "the tenant already has its cap of invocations in flight (`tenant-busy`); see Retry-After", body = super::Problem, content_type = "application/problem+json"),
     (status = 422, description = "input breaks the schema (problem with `errors`), the executor refused the input, or the Idempotency-Key was used with another request", body = super::Problem, content_type = "application/problem+json"),
-    (status = 500, description = "the executor trapped", body = super::Problem, content_type = "application/problem+json"),
+    (status = 500, description = "the executor trapped, or went over a limit (`limit-exceeded`, naming it)", body = super::Problem, content_type = "application/problem+json"),
     (status = 503, description = "replays exhausted or host failure; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
     (status = 504, description = "the executor timed out", body = super::Problem, content_type = "application/problem+json"),
 ))]
@@ -239,7 +240,7 @@ pub async fn invoke(
         let report = host
             .invoke_executor(tenant, &executor, &input_text, options)
             .await
-            .map_err(|e| ApiError::bad_request("malformed-json", e.to_string()))?;
+            .map_err(ApiError::from)?;
         let (status, bytes) = answer(&report, &executor.digest)?;
         return Ok(json_response(status, bytes, false));
     };
@@ -282,7 +283,7 @@ pub async fn invoke(
         .invoke_executor(tenant, &executor, &input_text, options)
         .await;
     let response = match report {
-        Err(e) => Err(ApiError::bad_request("malformed-json", e.to_string())),
+        Err(e) => Err(ApiError::from(e)),
         Ok(report) => match &report.outcome {
             // Committed together with the executor's writes: answer with the stored bytes.
             InvocationOutcome::Ok { .. } => {

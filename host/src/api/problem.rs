@@ -54,6 +54,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The tenant is at its cap of invocations in flight (429, Retry-After).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -82,6 +85,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
+            ),
+            ApiError::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "tenant-busy",
+                "Too many requests",
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -131,12 +139,25 @@ impl IntoResponse for ApiError {
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
         response
+    }
+}
+
+impl From<crate::runtime::InvokeError> for ApiError {
+    fn from(error: crate::runtime::InvokeError) -> Self {
+        use crate::runtime::InvokeError;
+        match error {
+            InvokeError::UnknownExecutor(_) => ApiError::NotFound(error.to_string()),
+            InvokeError::TenantBusy(_) => ApiError::TooManyRequests(error.to_string()),
+            InvokeError::InvalidInput(_) | InvokeError::InputTooLarge { .. } => {
+                ApiError::bad_request(error.slug(), error.to_string())
+            }
+        }
     }
 }
 

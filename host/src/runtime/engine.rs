@@ -29,7 +29,7 @@ impl Default for EngineSettings {
             max_memory_bytes: 64 << 20,
             max_table_elements: 20_000,
             max_wasm_stack: 512 << 10,
-            epoch_tick: Duration::from_millis(10),
+            epoch_tick: Duration::from_millis(2),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! replay (in a fresh Store) on serialization failures, deadlocks and
 //! contended locks, and exactly one outcome per invocation.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 
 use super::metrics::Metrics;
@@ -31,6 +33,24 @@ pub enum InvokeError {
     UnknownExecutor(String),
     #[error("input is not valid JSON: {0}")]
     InvalidInput(String),
+    #[error("the input is {bytes} bytes; at most {max} are accepted")]
+    InputTooLarge { bytes: usize, max: usize },
+    /// The tenant already has its cap of invocations running: one tenant
+    /// cannot take every worker, instance and connection.
+    #[error("the tenant already has {0} invocations in flight; retry shortly")]
+    TenantBusy(usize),
+}
+
+impl InvokeError {
+    /// The problem slug the API answers with.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            InvokeError::UnknownExecutor(_) => "unknown-executor",
+            InvokeError::InvalidInput(_) => "malformed-json",
+            InvokeError::InputTooLarge { .. } => "input-too-large",
+            InvokeError::TenantBusy(_) => "tenant-busy",
+        }
+    }
 }
 
 /// How an invocation ended: exactly one of these. Only `Ok` committed.
@@ -172,6 +192,8 @@ pub struct Host {
     settings: Arc<HostSettings>,
     transaction_settings: Arc<TransactionSettings>,
     metrics: Arc<Metrics>,
+    /// In-flight invocations per tenant (one semaphore per tenant seen).
+    tenant_slots: Arc<std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>>,
 }
 
 impl Host {
@@ -183,7 +205,31 @@ impl Host {
             settings: Arc::new(settings),
             transaction_settings,
             metrics: Arc::new(Metrics::new()),
+            tenant_slots: Default::default(),
         }
+    }
+
+    /// How many of `tenant`'s invocations are running now.
+    pub fn in_flight(&self, tenant: TenantId) -> usize {
+        let slots = self.tenant_slots.lock().expect("not poisoned");
+        slots.get(&tenant).map_or(0, |semaphore| {
+            self.settings.max_in_flight_per_tenant - semaphore.available_permits()
+        })
+    }
+
+    /// A slot among the tenant's `max_in_flight_per_tenant`, or `TenantBusy`.
+    fn tenant_slot(&self, tenant: TenantId) -> Result<OwnedSemaphorePermit, InvokeError> {
+        let cap = self.settings.max_in_flight_per_tenant;
+        let semaphore = self
+            .tenant_slots
+            .lock()
+            .expect("not poisoned")
+            .entry(tenant)
+            .or_insert_with(|| Arc::new(Semaphore::new(cap)))
+            .clone();
+        semaphore
+            .try_acquire_owned()
+            .map_err(|_| InvokeError::TenantBusy(cap))
     }
 
     /// The host's Prometheus metrics.
@@ -223,8 +269,15 @@ impl Host {
         input: &str,
         options: InvokeOptions,
     ) -> Result<InvocationReport, InvokeError> {
+        if input.len() > self.settings.max_input_bytes {
+            return Err(InvokeError::InputTooLarge {
+                bytes: input.len(),
+                max: self.settings.max_input_bytes,
+            });
+        }
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| InvokeError::InvalidInput(e.to_string()))?;
+        let _slot = self.tenant_slot(tenant)?;
         let mut run = InvocationRun {
             identity: InvocationIdentity {
                 tenant,
@@ -459,8 +512,18 @@ impl Host {
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|s| &mut s.limits);
         let timeout = self.settings.execution_timeout;
-        store.set_epoch_deadline(engine.ticks_for(timeout));
-        store.epoch_deadline_trap();
+        // Every epoch tick the guest yields its worker thread (so a spinning
+        // executor cannot starve other invocations on the same workers) and
+        // is interrupted once its deadline has passed.
+        let deadline = Instant::now() + timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
 
         let call = async {
             let instantiating = Instant::now();

@@ -74,6 +74,12 @@ pub struct HostSettings {
     /// Most bytes of an executor's result (ok or error); more ends the
     /// invocation `limit_exceeded`.
     pub max_output_bytes: usize,
+    /// Most bytes of an invocation's input (refused before anything runs).
+    pub max_input_bytes: usize,
+    /// Most invocations of one tenant running at once; more are refused
+    /// (`TenantBusy`, HTTP 429) rather than queued, so one tenant cannot
+    /// take every worker, instance and connection.
+    pub max_in_flight_per_tenant: usize,
     /// Record every capability call in the audit log (off only to measure
     /// what auditing costs).
     pub audit: bool,
@@ -87,6 +93,8 @@ impl Default for HostSettings {
             execution_timeout: Duration::from_secs(10),
             max_log_bytes: 64 * 1024,
             max_output_bytes: 1 << 20,
+            max_input_bytes: 1 << 20,
+            max_in_flight_per_tenant: 64,
             audit: true,
         }
     }
