@@ -11,3 +11,4 @@ mod hostile;
 mod races;
 mod replay;
 mod tenancy;
+mod upload_corpus;

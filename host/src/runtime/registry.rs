@@ -55,6 +55,10 @@ pub enum RejectedComponent {
         "the upload is not a WebAssembly binary (it does not start with the wasm magic bytes)"
     )]
     NotWasm,
+    /// Compiled machine code is never accepted from outside: only this
+    /// host's own compilations are loaded, from its artifact cache.
+    #[error("the upload is a precompiled native artifact (ELF), not a component; upload the component's WebAssembly bytes, bookhost compiles them itself")]
+    Precompiled,
     #[error("the component is invalid: {0}")]
     Invalid(String),
     #[error("the component imports something bookhost does not provide (executors may import only bookhost:executor/context and bookhost:executor/transaction): {0}")]
@@ -312,6 +316,9 @@ fn check_envelope(bytes: &[u8], limit: usize) -> Result<(), RejectedComponent> {
             size: bytes.len(),
             limit,
         });
+    }
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(RejectedComponent::Precompiled);
     }
     if !bytes.starts_with(b"\0asm") {
         return Err(RejectedComponent::NotWasm);

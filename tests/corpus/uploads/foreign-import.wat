@@ -1,0 +1,2 @@
+;; Imports an interface nobody provides.
+(component (import "evil:x/y" (func)))
