@@ -18,7 +18,7 @@ const CLIENTS: usize = 8;
 const ROUNDS: usize = 10;
 
 /// Book `count` distinct slots with `clients` concurrent clients; returns
-/// invocations per second.
+/// invocations per second and the CPU they cost.
 async fn throughput(
     host: &Host,
     tenant: TenantId,
@@ -26,7 +26,8 @@ async fn throughput(
     first_slot: usize,
     count: usize,
     clients: usize,
-) -> f64 {
+) -> Measured {
+    let (host_before, database_before) = cpu_seconds();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
@@ -66,7 +67,13 @@ async fn throughput(
     for worker in workers {
         worker.await.unwrap();
     }
-    count as f64 / started.elapsed().as_secs_f64()
+    let per_second = count as f64 / started.elapsed().as_secs_f64();
+    let (host_after, database_after) = cpu_seconds();
+    Measured {
+        per_second,
+        host_cpu_us: (host_after - host_before) * 1e6 / count as f64,
+        database_cpu_us: (database_after - database_before) * 1e6 / count as f64,
+    }
 }
 
 /// CPU seconds used so far by this process and by the PostgreSQL processes
@@ -124,24 +131,6 @@ struct Measured {
     database_cpu_us: f64,
 }
 
-async fn measured(
-    host: &Host,
-    tenant: TenantId,
-    services: &[String],
-    first_slot: usize,
-    count: usize,
-    clients: usize,
-) -> Measured {
-    let (host_before, database_before) = cpu_seconds();
-    let per_second = throughput(host, tenant, services, first_slot, count, clients).await;
-    let (host_after, database_after) = cpu_seconds();
-    Measured {
-        per_second,
-        host_cpu_us: (host_after - host_before) * 1e6 / count as f64,
-        database_cpu_us: (database_after - database_before) * 1e6 / count as f64,
-    }
-}
-
 async fn audit_overhead() {
     let registry = executors();
     let audited = Host::new(pool(16).await, registry.clone(), HostSettings::default());
@@ -163,10 +152,10 @@ async fn audit_overhead() {
     slot += 300;
     let (mut off, mut appended, mut chained) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        off.push(measured(&unaudited, tenant, &services, slot, ROUND, CLIENTS).await);
+        off.push(throughput(&unaudited, tenant, &services, slot, ROUND, CLIENTS).await);
         slot += ROUND;
         // The invocation path alone: records appended, chained after the round.
-        appended.push(measured(&audited, tenant, &services, slot, ROUND, CLIENTS).await);
+        appended.push(throughput(&audited, tenant, &services, slot, ROUND, CLIENTS).await);
         slot += ROUND;
         bookhost::db::audit::chain_pending(audited.pool())
             .await
@@ -174,7 +163,7 @@ async fn audit_overhead() {
         // With the chainer running beside the host, as `bookhost serve` does.
         let chainer =
             bookhost::db::audit::spawn_chainer(audited.pool().clone(), Duration::from_secs(1));
-        chained.push(measured(&audited, tenant, &services, slot, ROUND, CLIENTS).await);
+        chained.push(throughput(&audited, tenant, &services, slot, ROUND, CLIENTS).await);
         slot += ROUND;
         chainer.abort();
         bookhost::db::audit::chain_pending(audited.pool())

@@ -242,26 +242,27 @@ impl InvocationTransaction {
         Ok(())
     }
 
-    fn charge_rows_read(&mut self, rows: u64) -> Result<(), CapabilityError> {
-        self.rows_read += rows;
-        if self.rows_read > self.settings.max_rows_read {
-            let message = format!(
-                "queries returned more than {} rows in all",
-                self.settings.max_rows_read
-            );
-            return Err(self.over_limit("rows_read", message));
-        }
-        Ok(())
-    }
-
-    fn charge_rows_written(&mut self, rows: u64) -> Result<(), CapabilityError> {
-        self.rows_written += rows;
-        if self.rows_written > self.settings.max_rows_written {
-            let message = format!(
-                "writes touched more than {} rows in all",
-                self.settings.max_rows_written
-            );
-            return Err(self.over_limit("rows_written", message));
+    /// Count `rows` read (`written` false) or written against their budget.
+    fn charge_rows(&mut self, written: bool, rows: u64) -> Result<(), CapabilityError> {
+        let (used, max, limit, what) = if written {
+            (
+                &mut self.rows_written,
+                self.settings.max_rows_written,
+                "rows_written",
+                "writes touched",
+            )
+        } else {
+            (
+                &mut self.rows_read,
+                self.settings.max_rows_read,
+                "rows_read",
+                "queries returned",
+            )
+        };
+        *used += rows;
+        if *used > max {
+            let message = format!("{what} more than {max} rows in all");
+            return Err(self.over_limit(limit, message));
         }
         Ok(())
     }
@@ -318,10 +319,7 @@ impl InvocationTransaction {
     /// `lock(key)`: serialize with other invocations of this tenant on `key`.
     pub async fn lock(&mut self, key: &str) -> Result<(), CapabilityError> {
         let started = Instant::now();
-        let result = match self.charge_call() {
-            Ok(()) => self.lock_inner(key).await,
-            Err(e) => Err(e),
-        };
+        let result = self.lock_inner(key).await;
         self.audited(
             "lock",
             None,
@@ -342,12 +340,9 @@ impl InvocationTransaction {
         limit: Option<u32>,
     ) -> Result<Vec<Row>, CapabilityError> {
         let started = Instant::now();
-        let result = match self.charge_call() {
-            Ok(()) => self.query_inner(table, conditions, order, limit).await,
-            Err(e) => Err(e),
-        };
+        let result = self.query_inner(table, conditions, order, limit).await;
         let result = result.and_then(|rows| {
-            self.charge_rows_read(rows.len() as u64)?;
+            self.charge_rows(false, rows.len() as u64)?;
             Ok(rows)
         });
         let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions), "limit": limit });
@@ -360,12 +355,9 @@ impl InvocationTransaction {
     /// `insert`: one row, returned as stored.
     pub async fn insert(&mut self, table: &str, values: &[Field]) -> Result<Row, CapabilityError> {
         let started = Instant::now();
-        let result = match self.charge_call() {
-            Ok(()) => self.insert_inner(table, values).await,
-            Err(e) => Err(e),
-        };
+        let result = self.insert_inner(table, values).await;
         let result = result.and_then(|row| {
-            self.charge_rows_written(1)?;
+            self.charge_rows(true, 1)?;
             Ok(row)
         });
         let detail = || serde_json::json!({ "values": audit::fields(table, values) });
@@ -381,12 +373,9 @@ impl InvocationTransaction {
         changes: &[Field],
     ) -> Result<u64, CapabilityError> {
         let started = Instant::now();
-        let result = match self.charge_call() {
-            Ok(()) => self.update_inner(table, conditions, changes).await,
-            Err(e) => Err(e),
-        };
+        let result = self.update_inner(table, conditions, changes).await;
         let result = result.and_then(|n| {
-            self.charge_rows_written(n)?;
+            self.charge_rows(true, n)?;
             Ok(n)
         });
         let detail = || {
@@ -408,12 +397,9 @@ impl InvocationTransaction {
         conditions: &[Condition],
     ) -> Result<u64, CapabilityError> {
         let started = Instant::now();
-        let result = match self.charge_call() {
-            Ok(()) => self.delete_inner(table, conditions).await,
-            Err(e) => Err(e),
-        };
+        let result = self.delete_inner(table, conditions).await;
         let result = result.and_then(|n| {
-            self.charge_rows_written(n)?;
+            self.charge_rows(true, n)?;
             Ok(n)
         });
         let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions) });
@@ -611,6 +597,7 @@ impl InvocationTransaction {
 
     /// `lock(key)`: serialize with other invocations of this tenant on `key`.
     async fn lock_inner(&mut self, key: &str) -> Result<(), CapabilityError> {
+        self.charge_call()?;
         self.conn()?;
         if key.is_empty() || key.len() > MAX_LOCK_KEY_BYTES {
             return Err(CallError::Invalid(format!(
@@ -673,6 +660,7 @@ impl InvocationTransaction {
         order: &[OrderBy],
         limit: Option<u32>,
     ) -> Result<Vec<Row>, CapabilityError> {
+        self.charge_call()?;
         self.conn()?;
         let table = sql::resolve_table(table)?;
         self.check_grant(Capability::Query(table.name))?;
@@ -711,6 +699,7 @@ impl InvocationTransaction {
         table: &str,
         values: &[Field],
     ) -> Result<Row, CapabilityError> {
+        self.charge_call()?;
         self.conn()?;
         let table = sql::resolve_table(table)?;
         self.check_grant(Capability::Insert(table.name))?;
@@ -737,6 +726,7 @@ impl InvocationTransaction {
         conditions: &[Condition],
         changes: &[Field],
     ) -> Result<u64, CapabilityError> {
+        self.charge_call()?;
         self.conn()?;
         let table = sql::resolve_table(table)?;
         self.check_grant(Capability::Update(table.name))?;
@@ -773,6 +763,7 @@ impl InvocationTransaction {
         table: &str,
         conditions: &[Condition],
     ) -> Result<u64, CapabilityError> {
+        self.charge_call()?;
         self.conn()?;
         let table = sql::resolve_table(table)?;
         self.check_grant(Capability::Delete(table.name))?;
