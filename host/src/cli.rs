@@ -22,11 +22,28 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL URL; migrations are applied on connect.
+    /// PostgreSQL URL of the tables' owner; migrations are applied on connect.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// PostgreSQL URL the host works through: a role that owns no table and
+    /// cannot bypass row-level security [default: DATABASE_URL with user
+    /// bookhost_app].
+    #[arg(long, env = "BOOKHOST_APP_DATABASE_URL")]
+    pub app_database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// Migrate, then pool `max_connections` as the host's role.
+    pub async fn connect(&self, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+        crate::db::connect(
+            &self.database_url,
+            self.app_database_url.as_deref(),
+            max_connections,
+        )
+        .await
+    }
 }
 
 /// Where a running bookhost server is, and the key to use with it.
@@ -77,9 +94,13 @@ pub enum Command {
         /// Run locally for this tenant id (from `bookhost tenant create`).
         #[arg(long)]
         tenant: Option<TenantId>,
-        /// PostgreSQL URL (local runs).
+        /// PostgreSQL URL of the tables' owner (local runs).
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
+        /// PostgreSQL URL of the host's role (local runs) [default:
+        /// DATABASE_URL with user bookhost_app].
+        #[arg(long, env = "BOOKHOST_APP_DATABASE_URL")]
+        app_database_url: Option<String>,
         /// Directory of built executor components (local runs).
         #[arg(
             long,
@@ -158,7 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Tenant {
             command: TenantCommand::Create { db, name },
         } => {
-            let pool = crate::db::connect(&db.database_url, 2).await?;
+            let pool = db.connect(2).await?;
             let tenant = crate::db::create_tenant(&pool, &name).await?;
             let key = crate::db::keys::issue(&pool, tenant).await?;
             println!("{tenant}");
@@ -166,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate { db } => {
-            crate::db::connect(&db.database_url, 2).await?;
+            db.connect(2).await?;
             println!("migrations applied");
             Ok(0)
         }
@@ -175,12 +196,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             input,
             tenant: Some(tenant),
             database_url,
+            app_database_url,
             executors_dir,
             ..
         } => {
-            let database_url =
-                database_url.context("local invocations (--tenant) need DATABASE_URL")?;
-            invoke_locally(&database_url, tenant, &executor, &input, &executors_dir).await
+            let db = DatabaseArgs {
+                database_url: database_url
+                    .context("local invocations (--tenant) need DATABASE_URL")?,
+                app_database_url,
+            };
+            invoke_locally(&db, tenant, &executor, &input, &executors_dir).await
         }
         Command::Invoke {
             executor,
@@ -238,7 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
         }
         Command::Audit { db, command } => {
-            let pool = crate::db::connect(&db.database_url, 2).await?;
+            let pool = db.connect(2).await?;
             run_audit(&pool, command).await
         }
         Command::Tools { server } => {
@@ -266,13 +291,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn invoke_locally(
-    database_url: &str,
+    db: &DatabaseArgs,
     tenant: TenantId,
     executor: &str,
     input: &str,
     executors_dir: &std::path::Path,
 ) -> anyhow::Result<i32> {
-    let pool = crate::db::connect(database_url, 4).await?;
+    let pool = db.connect(4).await?;
     anyhow::ensure!(
         crate::db::tenant_exists(&pool, tenant).await?,
         "no tenant with id {tenant}"

@@ -17,9 +17,8 @@ use crate::{Host, HostSettings, TenantId};
 /// `bookhost serve` configuration (flags or environment).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// PostgreSQL URL; migrations are applied at start.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub db: crate::cli::DatabaseArgs,
     /// Address to listen on.
     #[arg(long, env = "BOOKHOST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -146,7 +145,7 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
 
 /// `bookhost serve`.
 pub async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let pool = crate::db::connect(&args.database_url, args.limits.max_connections).await?;
+    let pool = args.db.connect(args.limits.max_connections).await?;
     serve(state(pool, &args.limits, args.operator_key)?, args.listen).await
 }
 
@@ -242,8 +241,9 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     // Started from this (the main) thread: the server dies with the thread
     // that started it (PR_SET_PDEATHSIG), and this one lives as long as we do.
     let cluster = LocalCluster::start(&args.data_dir, &options)?;
-    let pool =
-        crate::db::connect_with(cluster.connect_options(), args.limits.max_connections).await?;
+    let owner = cluster.connect_options();
+    let app = crate::db::app_options(&owner);
+    let pool = crate::db::connect_with(owner, app, args.limits.max_connections).await?;
     let operator_key = format!("op_{}", uuid::Uuid::new_v4().simple());
     let state = state(pool.clone(), &args.limits, Some(operator_key.clone()))?;
     let tenant = demo_tenant(&pool).await?;
@@ -253,7 +253,7 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         "SELECT id FROM services WHERE tenant_id = $1 ORDER BY created_at LIMIT 1",
     )
     .bind(tenant.0)
-    .fetch_optional(&pool)
+    .fetch_optional(&mut *crate::db::begin_as_tenant(&pool, tenant).await?)
     .await?;
     let service = match service {
         Some(id) => id.to_string(),

@@ -46,7 +46,7 @@ async fn a_restart_reuses_compiled_artifacts() {
         std::sync::Arc::new(restarted),
         bookhost::HostSettings::default(),
     );
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(
         &host,
         tenant,

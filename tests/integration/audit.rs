@@ -54,7 +54,7 @@ fn triple(capability: &str, outcome: &str, attempt: &str) -> (String, String, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_outside_the_grant_is_refused_and_audited() {
     let host = host(4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let executor = host.registry().get("create-service").unwrap();
     let options = InvokeOptions {
         grant: Some(Arc::new(Grant::new([]))),
@@ -89,7 +89,7 @@ async fn a_call_outside_the_grant_is_refused_and_audited() {
     );
     let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
         .bind(tenant.0)
-        .fetch_one(host.pool())
+        .fetch_one(&owner())
         .await
         .unwrap();
     assert_eq!(services, 0);
@@ -98,7 +98,7 @@ async fn a_call_outside_the_grant_is_refused_and_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_values_are_redacted_in_the_audit() {
     let host = host(4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(
         &host,
         tenant,
@@ -137,7 +137,7 @@ async fn personal_values_are_redacted_in_the_audit() {
 async fn a_replayed_invocation_shows_every_attempt_with_its_calls() {
     const N: usize = 16;
     let host = host(N as u32).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     ok_output(
         &invoke(
             &host,
@@ -191,7 +191,7 @@ async fn a_replayed_invocation_shows_every_attempt_with_its_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapped_attempts_calls_survive_its_rollback() {
     let host = host(4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(
         &host,
         tenant,
@@ -212,7 +212,7 @@ async fn a_trapped_attempts_calls_survive_its_rollback() {
 /// A tenant with a chained log of `invocations` create-service calls
 /// (one record each: the insert).
 async fn chained_tenant(host: &Host, invocations: usize) -> TenantId {
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     for i in 0..invocations {
         create_service(host, tenant, &format!("chained-{i}"), 30).await;
     }
@@ -230,18 +230,18 @@ async fn chained_tenant(host: &Host, invocations: usize) -> TenantId {
     tenant
 }
 
-async fn id_at(host: &Host, tenant: TenantId, seq: i64) -> i64 {
+async fn id_at(tenant: TenantId, seq: i64) -> i64 {
     sqlx::query_scalar("SELECT id FROM audit_records WHERE tenant_id = $1 AND chain_seq = $2")
         .bind(tenant.0)
         .bind(seq)
-        .fetch_one(host.pool())
+        .fetch_one(&owner())
         .await
         .unwrap()
 }
 
-async fn tamper(host: &Host, sql: &str, tenant: TenantId) {
+async fn tamper(sql: &str, tenant: TenantId) {
     sqlx::raw_sql(&sql.replace("$TENANT", &format!("'{tenant}'")))
-        .execute(host.pool())
+        .execute(&owner())
         .await
         .unwrap();
 }
@@ -263,9 +263,8 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     let host = host(4).await;
 
     let updated = chained_tenant(&host, 6).await;
-    let target = id_at(&host, updated, 3).await;
+    let target = id_at(updated, 3).await;
     tamper(
-        &host,
         "UPDATE audit_records SET lock_wait_us = 99 WHERE tenant_id = $TENANT AND chain_seq = 3",
         updated,
     )
@@ -281,9 +280,8 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     assert!(broken.reason.contains("modified"), "{broken:?}");
 
     let deleted = chained_tenant(&host, 6).await;
-    let successor = id_at(&host, deleted, 4).await;
+    let successor = id_at(deleted, 4).await;
     tamper(
-        &host,
         "DELETE FROM audit_records WHERE tenant_id = $TENANT AND chain_seq = 3",
         deleted,
     )
@@ -299,7 +297,6 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
 
     let inserted = chained_tenant(&host, 6).await;
     tamper(
-        &host,
         "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, outcome, calls, \
          lock_wait_us, duration_us, recorded_at, chain_seq, prev_hash, hash) \
          SELECT tenant_id, invocation_id, attempt, executor, version, outcome, calls, 5, duration_us, \
@@ -309,7 +306,7 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     .await;
     let forged: i64 = sqlx::query_scalar("SELECT max(id) FROM audit_records WHERE tenant_id = $1")
         .bind(inserted.0)
-        .fetch_one(host.pool())
+        .fetch_one(&owner())
         .await
         .unwrap();
     let broken = first_break(&host, inserted, &[])
@@ -322,12 +319,8 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     );
 
     let swapped = chained_tenant(&host, 6).await;
-    let (second, third) = (
-        id_at(&host, swapped, 2).await,
-        id_at(&host, swapped, 3).await,
-    );
+    let (second, third) = (id_at(swapped, 2).await, id_at(swapped, 3).await);
     tamper(
-        &host,
         "UPDATE audit_records SET chain_seq = CASE chain_seq WHEN 2 THEN 3 ELSE 2 END \
          WHERE tenant_id = $TENANT AND chain_seq IN (2, 3)",
         swapped,
@@ -357,7 +350,6 @@ async fn a_checkpoint_catches_what_the_chain_alone_cannot() {
     assert_eq!(checkpoint[0].seq, 6);
     // Truncating the newest records leaves a chain that is valid on its own.
     tamper(
-        &host,
         "DELETE FROM audit_records WHERE tenant_id = $TENANT AND chain_seq >= 5",
         tenant,
     )
@@ -373,7 +365,7 @@ async fn a_checkpoint_catches_what_the_chain_alone_cannot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_show_replays_and_lock_waits_after_a_hot_slot() {
     let host = host(64).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let service = create_service(&host, tenant, "hot", 60).await;
     let hot_slot = |executor: &'static str, day: u32| {
         let inputs = (0..64)
@@ -432,7 +424,7 @@ async fn serve(host: &Host, config: bookhost::api::ServiceConfig) -> String {
 async fn the_operators_policy_decides_grants_and_approval_unlocks_them() {
     use bookhost::capabilities::grant::{GrantMode, GrantPolicy};
     let host = host(4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let key = bookhost::db::keys::issue(host.pool(), tenant)
         .await
         .unwrap();

@@ -111,7 +111,7 @@ async fn insert_query_update_delete_round_trip() {
     tx.commit().await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
         .bind(tenant.0)
-        .fetch_one(&pool)
+        .fetch_one(&owner())
         .await
         .unwrap();
     assert_eq!(left, 0);

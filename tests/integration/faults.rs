@@ -24,7 +24,7 @@ async fn host_still_serves(host: &bookhost::Host, tenant: bookhost::TenantId) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trap_after_write_leaves_nothing() {
     let host = host(4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(
         &host,
         tenant,
@@ -46,14 +46,14 @@ async fn trap_after_write_leaves_nothing() {
         "the panic message reaches the host log: {:?}",
         report.logs
     );
-    assert_eq!(services_named(host.pool(), tenant, "trapped").await, 0);
+    assert_eq!(services_named(&owner(), tenant, "trapped").await, 0);
     host_still_serves(&host, tenant).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_result_after_write_leaves_nothing() {
     let host = host(4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(
         &host,
         tenant,
@@ -67,7 +67,7 @@ async fn error_result_after_write_leaves_nothing() {
         "{:?}",
         report.outcome
     );
-    assert_eq!(services_named(host.pool(), tenant, "regretted").await, 0);
+    assert_eq!(services_named(&owner(), tenant, "regretted").await, 0);
     host_still_serves(&host, tenant).await;
 }
 
@@ -78,7 +78,7 @@ async fn timeout_after_write_leaves_nothing() {
         ..HostSettings::default()
     };
     let host = host_with(settings, 4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(
         &host,
         tenant,
@@ -90,14 +90,14 @@ async fn timeout_after_write_leaves_nothing() {
         report.outcome,
         InvocationOutcome::Timeout { timeout_ms: 300 }
     );
-    assert_eq!(services_named(host.pool(), tenant, "looped").await, 0);
+    assert_eq!(services_named(&owner(), tenant, "looped").await, 0);
     host_still_serves(&host, tenant).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_before_running() {
     let host = host(2).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let unknown = host
         .invoke(tenant, "no-such-executor", "{}")
         .await

@@ -20,17 +20,17 @@ async fn services_of(pool: &sqlx::PgPool, tenant: TenantId) -> i64 {
 /// that a normal invocation succeeds right after. Returns the outcome.
 async fn hostile(settings: HostSettings, input: serde_json::Value) -> InvocationOutcome {
     let host = host_with(settings, 4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(&host, tenant, "fixture-hostile", input).await;
     assert_eq!(
-        services_of(host.pool(), tenant).await,
+        services_of(&owner(), tenant).await,
         0,
         "{:?}",
         report.outcome
     );
     let id = create_service(&host, tenant, "after-the-attack", 30).await;
     assert_eq!(id.len(), 36);
-    assert_eq!(services_of(host.pool(), tenant).await, 1);
+    assert_eq!(services_of(&owner(), tenant).await, 1);
     report.outcome
 }
 
@@ -109,7 +109,7 @@ async fn hoarding_locks_hits_the_lock_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
     let host = host_with(short_deadline(), 4).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let report = invoke(
         &host,
         tenant,
@@ -128,7 +128,7 @@ async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
     )
     .bind((id as u64 >> 32) as i64)
     .bind((id as u64 & 0xffff_ffff) as i64)
-    .fetch_one(host.pool())
+    .fetch_one(&owner())
     .await
     .unwrap();
     assert_eq!(held, 0, "the spinning attempt's lock must be gone");
@@ -145,7 +145,7 @@ async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
         again.outcome,
         InvocationOutcome::Timeout { timeout_ms: 300 }
     );
-    assert_eq!(services_of(host.pool(), tenant).await, 0);
+    assert_eq!(services_of(&owner(), tenant).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +156,7 @@ async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
         ..HostSettings::default()
     };
     let host = host_with(settings, 6).await;
-    let (noisy, quiet) = (tenant(host.pool()).await, tenant(host.pool()).await);
+    let (noisy, quiet) = (tenant(&owner()).await, tenant(&owner()).await);
     let spinners: Vec<_> = (0..2)
         .map(|_| {
             let host = host.clone();
@@ -194,7 +194,7 @@ async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
         );
     }
     assert_eq!(host.in_flight(noisy), 0);
-    assert_eq!(services_of(host.pool(), noisy).await, 0);
+    assert_eq!(services_of(&owner(), noisy).await, 0);
     create_service(&host, noisy, "after-the-cap", 30).await;
 }
 
@@ -205,7 +205,7 @@ async fn an_oversized_input_is_refused_before_running() {
         ..HostSettings::default()
     };
     let host = host_with(settings, 2).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let name = "n".repeat(100);
     let input = json!({"name": name, "duration_minutes": 30}).to_string();
     let refused = host.invoke(tenant, "create-service", &input).await;
@@ -216,5 +216,5 @@ async fn an_oversized_input_is_refused_before_running() {
         ),
         "{refused:?}"
     );
-    assert_eq!(services_of(host.pool(), tenant).await, 0);
+    assert_eq!(services_of(&owner(), tenant).await, 0);
 }

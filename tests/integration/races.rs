@@ -68,7 +68,7 @@ async fn active_bookings(
 
 async fn hot_slot_rounds(executor: &str) {
     let host = host(CONCURRENCY as u32).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let (mut all_attempts, mut worst, mut wall) = (0, 0, std::time::Duration::ZERO);
     for round in 0..ROUNDS {
         let service = create_service(&host, tenant, &format!("hot-{round}"), 60).await;
@@ -88,7 +88,7 @@ async fn hot_slot_rounds(executor: &str) {
             "round {round}: {counts:?}"
         );
 
-        let booked = active_bookings(host.pool(), tenant, &service).await;
+        let booked = active_bookings(&owner(), tenant, &service).await;
         assert_eq!(
             booked,
             vec![(micros(start), micros(start) + 3_600_000_000)],
@@ -152,7 +152,7 @@ async fn race_create_booking_locked_hot_slot_never_double_books() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_delete_service_never_orphans_upcoming_bookings() {
     let host = host(CONCURRENCY as u32).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let (mut deleted_rounds, mut kept_rounds, mut all_attempts) = (0, 0, 0);
     for round in 0..ROUNDS {
         let service = create_service(&host, tenant, &format!("doomed-{round}"), 30).await;
@@ -204,10 +204,10 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
         )
         .bind(tenant.0)
         .bind(&service)
-        .fetch_one(host.pool())
+        .fetch_one(&owner())
         .await
         .unwrap();
-        let booked = active_bookings(host.pool(), tenant, &service).await.len();
+        let booked = active_bookings(&owner(), tenant, &service).await.len();
         if exists {
             kept_rounds += 1;
             assert_eq!(
@@ -236,7 +236,7 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_request_appointment_one_pending_per_pet() {
     let host = host(CONCURRENCY as u32).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let mut all_attempts = 0;
     for round in 0..ROUNDS {
         let pet = format!("rex-{round}");
@@ -257,7 +257,7 @@ async fn race_request_appointment_one_pending_per_pet() {
         )
         .bind(tenant.0)
         .bind(&pet)
-        .fetch_one(host.pool())
+        .fetch_one(&owner())
         .await
         .unwrap();
         assert_eq!(pending, 1, "round {round}");
@@ -299,7 +299,7 @@ fn section_inputs(round: usize, pages: usize) -> (String, Vec<Value>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_update_page_section_ids_stay_unique() {
     let host = host(CONCURRENCY as u32).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let mut all_attempts = 0;
     for round in 0..ROUNDS {
         let (section, inputs) = section_inputs(round, 8);
@@ -313,7 +313,7 @@ async fn race_update_page_section_ids_stay_unique() {
             "round {round}: {counts:?}"
         );
         assert_eq!(
-            section_occurrences(host.pool(), tenant, &section).await,
+            section_occurrences(&owner(), tenant, &section).await,
             1,
             "round {round}"
         );
@@ -337,7 +337,7 @@ async fn sensitivity_control_page_sections_duplicate_without_discipline() {
         ..HostSettings::default()
     };
     let host = host_with(settings, CONCURRENCY as u32).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     let (mut anomalous_rounds, mut worst) = (0, 0);
     for round in 0..ROUNDS {
         let (section, inputs) = section_inputs(round, 8);
@@ -349,7 +349,7 @@ async fn sensitivity_control_page_sections_duplicate_without_discipline() {
             }
         }
         let reports = concurrently(&host, tenant, "update-page-section", inputs).await;
-        let stored = section_occurrences(host.pool(), tenant, &section).await;
+        let stored = section_occurrences(&owner(), tenant, &section).await;
         let ok = tally(&reports).get("ok").copied().unwrap_or(0);
         if stored > 1 || ok > 1 {
             anomalous_rounds += 1;

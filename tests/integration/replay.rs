@@ -8,7 +8,7 @@ use serde_json::json;
 async fn replays_are_invisible_and_counted() {
     const N: usize = 32;
     let host = host(N as u32).await;
-    let tenant = tenant(host.pool()).await;
+    let tenant = tenant(&owner()).await;
     // Create the counter first, so all writers race on one existing row.
     assert_eq!(
         ok_output(

@@ -17,7 +17,8 @@ use tokio::task::JoinHandle;
 pub struct TestServer {
     api: Api,
     pub operator_key: String,
-    /// The host's own pool, for checking rows behind the API's back.
+    /// The tables' owner, for checking rows behind the API's back (past
+    /// row-level security).
     pub pool: PgPool,
     task: JoinHandle<()>,
 }
@@ -158,7 +159,7 @@ pub async fn serve(host: Host, mut config: ServiceConfig) -> TestServer {
         .operator_key
         .get_or_insert_with(|| format!("operator-{}", uuid::Uuid::new_v4()))
         .clone();
-    let pool = host.pool().clone();
+    let pool = super::owner();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(AppState::new(host, config));

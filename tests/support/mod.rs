@@ -95,13 +95,23 @@ fn remove_stale_clusters() {
     }
 }
 
-/// A pool on the test database, for the current test's runtime.
+/// A pool on the test database as the host's role (`bookhost_app`: owns no
+/// table, cannot bypass row-level security), for the current test's runtime.
 pub async fn pool(max_connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .connect_with(database())
+        .connect_with(bookhost::db::app_options(&database()))
         .await
-        .expect("connecting to the test PostgreSQL")
+        .expect("connecting to the test PostgreSQL as bookhost_app")
+}
+
+/// A pool as the tables' owner (a superuser, so row-level security does not
+/// apply): for setting up and checking rows behind the host's back. Connects
+/// on first use, on the runtime that uses it.
+pub fn owner() -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy_with(database())
 }
 
 /// Every executor under plugins/components, compiled once per test binary.

@@ -7,10 +7,14 @@ use serde_json::{json, Value};
 
 use super::auth::Tenant;
 use super::{ApiError, AppState};
+use crate::TenantId;
 
-/// Rows as JSON objects without the tenant column, built by PostgreSQL.
+/// Rows as JSON objects without the tenant column, built by PostgreSQL, read
+/// in a transaction where row-level security admits only `tenant`'s rows (the
+/// queries scope by tenant themselves too: two walls, as for executors).
 async fn rows(
     state: &AppState,
+    tenant: TenantId,
     sql: &'static str,
     binds: impl FnOnce(
         sqlx::query::QueryScalar<'static, sqlx::Postgres, Value, sqlx::postgres::PgArguments>,
@@ -21,9 +25,10 @@ async fn rows(
         sqlx::postgres::PgArguments,
     >,
 ) -> Result<Value, ApiError> {
+    let mut tx = crate::db::begin_as_tenant(state.host.pool(), tenant).await?;
     let query = binds(sqlx::query_scalar(sql));
     Ok(query
-        .fetch_one(state.host.pool())
+        .fetch_one(&mut *tx)
         .await
         .map_err(anyhow::Error::from)?)
 }
@@ -40,6 +45,7 @@ pub async fn tools(
 ) -> Result<Json<Value>, ApiError> {
     let tools = rows(
         &state,
+        tenant,
         "SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'function', 'function', jsonb_build_object(\
              'name', e.name, 'description', v.description, 'parameters', v.input_schema)) ORDER BY e.name), '[]') \
          FROM executors e JOIN executor_versions v \
@@ -62,6 +68,7 @@ pub async fn services(
 ) -> Result<Json<Value>, ApiError> {
     let services = rows(
         &state,
+        tenant,
         "SELECT coalesce(jsonb_agg(to_jsonb(s) - 'tenant_id' ORDER BY s.created_at, s.id), '[]') \
          FROM services s WHERE s.tenant_id = $1",
         |q| q.bind(tenant.0),
@@ -130,6 +137,7 @@ pub async fn bookings(
     );
     let bookings = rows(
         &state,
+        tenant,
         "SELECT coalesce(jsonb_agg(to_jsonb(b) - 'tenant_id' ORDER BY b.starts_at, b.id), '[]') FROM bookings b \
          WHERE b.tenant_id = $1 AND ($2::uuid IS NULL OR b.service_id = $2) \
            AND ($3::timestamptz IS NULL OR b.ends_at > $3) AND ($4::timestamptz IS NULL OR b.starts_at < $4)",
@@ -150,6 +158,7 @@ pub async fn booking_requests(
 ) -> Result<Json<Value>, ApiError> {
     let requests = rows(
         &state,
+        tenant,
         "SELECT coalesce(jsonb_agg(to_jsonb(r) - 'tenant_id' ORDER BY r.created_at, r.id), '[]') \
          FROM booking_requests r WHERE r.tenant_id = $1",
         |q| q.bind(tenant.0),
@@ -169,6 +178,7 @@ pub async fn storefront(
 ) -> Result<Json<Value>, ApiError> {
     let pages = rows(
         &state,
+        tenant,
         "SELECT coalesce(jsonb_agg(to_jsonb(p) - 'tenant_id' ORDER BY p.slug), '[]') \
          FROM storefront_pages p WHERE p.tenant_id = $1",
         |q| q.bind(tenant.0),

@@ -19,29 +19,125 @@ use crate::TenantId;
 /// The migrations under `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Connect a pool of `max_connections` to `database_url` and apply migrations.
-pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(database_url)
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
-    connect_with(options, max_connections).await
-}
+/// The role the running host connects as: it owns no table and cannot
+/// bypass row-level security (migration 0005 creates it and its grants).
+pub const APP_ROLE: &str = "bookhost_app";
 
-/// Like [`connect`], from already parsed options.
-pub async fn connect_with(
-    options: PgConnectOptions,
+/// Apply migrations as the owner at `database_url`, then connect a pool of
+/// `max_connections` as the host's role: `app_database_url` if given, else
+/// the owner's URL with the user [`APP_ROLE`] (enough where PostgreSQL trusts
+/// local connections; with passwords, give the app URL).
+pub async fn connect(
+    database_url: &str,
+    app_database_url: Option<&str>,
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
+    let owner = PgConnectOptions::from_str(database_url)
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+    let app = match app_database_url {
+        Some(url) => PgConnectOptions::from_str(url).map_err(|e| {
+            anyhow::anyhow!("BOOKHOST_APP_DATABASE_URL is not a valid PostgreSQL URL: {e}")
+        })?,
+        None => app_options(&owner),
+    };
+    connect_with(owner, app, max_connections).await
+}
+
+/// The owner's connection options with the user switched to [`APP_ROLE`].
+pub fn app_options(owner: &PgConnectOptions) -> PgConnectOptions {
+    owner.clone().username(APP_ROLE)
+}
+
+/// Apply the migrations over one connection as `owner`.
+pub async fn migrate(owner: PgConnectOptions) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        .connect_with(owner)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL (DATABASE_URL): {e}"))?;
+    let applied = MIGRATOR.run(&pool).await;
+    pool.close().await;
+    applied.map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))
+}
+
+/// Like [`connect`], from already parsed options: migrate as `owner`, then
+/// pool as `app`, refusing a role that would make row-level security moot.
+pub async fn connect_with(
+    owner: PgConnectOptions,
+    app: PgConnectOptions,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    migrate(owner).await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(30))
-        .connect_with(options)
+        .connect_with(app)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to PostgreSQL as the host's role (BOOKHOST_APP_DATABASE_URL, \
+                 default: DATABASE_URL with user {APP_ROLE}): {e}"
+            )
+        })?;
+    check_app_role(&pool).await?;
     Ok(pool)
+}
+
+/// What row-level security needs of the role the host runs as.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RoleFacts {
+    pub role: String,
+    pub superuser: bool,
+    pub bypasses_rls: bool,
+    pub owned_tables: i64,
+}
+
+/// The facts about the pool's current role.
+pub async fn role_facts(pool: &PgPool) -> anyhow::Result<RoleFacts> {
+    Ok(sqlx::query_as(
+        "SELECT r.rolname AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypasses_rls, \
+                (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p')) \
+                    AS owned_tables \
+         FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Refuse to run as a superuser, a role with BYPASSRLS or a table owner:
+/// with any of them the second wall between tenants would not stand.
+async fn check_app_role(pool: &PgPool) -> anyhow::Result<()> {
+    let facts = role_facts(pool).await?;
+    if facts.superuser || facts.bypasses_rls || facts.owned_tables > 0 {
+        anyhow::bail!(
+            "the host must not connect as role {:?} (superuser: {}, bypasses RLS: {}, owns {} tables): \
+             row-level security would not separate tenants; connect as {APP_ROLE} \
+             (BOOKHOST_APP_DATABASE_URL)",
+            facts.role,
+            facts.superuser,
+            facts.bypasses_rls,
+            facts.owned_tables
+        );
+    }
+    Ok(())
+}
+
+/// The statement that admits `tenant`'s rows past row-level security for the
+/// rest of the current transaction (a UUID's text needs no quoting).
+pub fn set_tenant_sql(tenant: TenantId) -> String {
+    format!("SET LOCAL bookhost.tenant = '{}'", tenant.0)
+}
+
+/// Begin a transaction in which row-level security admits `tenant`'s rows.
+pub async fn begin_as_tenant(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    use sqlx::Executor as _;
+    let mut tx = pool.begin().await?;
+    tx.execute(set_tenant_sql(tenant).as_str()).await?;
+    Ok(tx)
 }
 
 /// Create a tenant named `name` and return its id.

@@ -154,12 +154,15 @@ fn condition_expr(table: &Table, condition: &Condition) -> Result<SimpleExpr, Ca
     })
 }
 
+/// The tenant predicate (when `scope` names a tenant; `None` only in the
+/// test-only setting that leaves isolation to row-level security) and the
+/// executor's conditions.
 fn filters(
     table: &Table,
-    tenant: TenantId,
+    scope: Option<TenantId>,
     conditions: &[Condition],
 ) -> Result<Vec<SimpleExpr>, CallError> {
-    let mut exprs = vec![tenant_filter(tenant)];
+    let mut exprs: Vec<SimpleExpr> = scope.into_iter().map(tenant_filter).collect();
     for condition in conditions {
         exprs.push(condition_expr(table, condition)?);
     }
@@ -195,7 +198,7 @@ pub fn writes(
 /// `SELECT <exposed columns> FROM table WHERE tenant AND conditions ORDER BY .. LIMIT ..`
 pub fn select(
     table: &'static Table,
-    tenant: TenantId,
+    scope: Option<TenantId>,
     conditions: &[Condition],
     order: &[OrderBy],
     limit: u64,
@@ -204,7 +207,7 @@ pub fn select(
     query
         .columns(table.column_names().map(ident))
         .from(ident(table.name));
-    for expr in filters(table, tenant, conditions)? {
+    for expr in filters(table, scope, conditions)? {
         query.and_where(expr);
     }
     for term in order {
@@ -227,7 +230,7 @@ pub fn select(
 pub fn select_exclusion_keys(
     table: &'static Table,
     key_column: &'static str,
-    tenant: TenantId,
+    scope: Option<TenantId>,
     conditions: &[Condition],
 ) -> Result<Statement, CallError> {
     let mut query = Query::select();
@@ -235,7 +238,7 @@ pub fn select_exclusion_keys(
         .distinct()
         .column(ident(key_column))
         .from(ident(table.name));
-    for expr in filters(table, tenant, conditions)? {
+    for expr in filters(table, scope, conditions)? {
         query.and_where(expr);
     }
     Ok(query.build_sqlx(PostgresQueryBuilder))
@@ -266,7 +269,7 @@ pub fn insert(
 /// exposed columns when `returning`, for dry runs).
 pub fn update(
     table: &'static Table,
-    tenant: TenantId,
+    scope: Option<TenantId>,
     conditions: &[Condition],
     changes: Vec<(&'static Column, SqlValue)>,
     returning: bool,
@@ -282,7 +285,7 @@ pub fn update(
             .into_iter()
             .map(|(c, v)| (ident(c.name), SimpleExpr::Value(v))),
     );
-    for expr in filters(table, tenant, conditions)? {
+    for expr in filters(table, scope, conditions)? {
         query.and_where(expr);
     }
     if returning {
@@ -294,7 +297,7 @@ pub fn update(
 /// `DELETE FROM table WHERE tenant AND conditions` (conditions required).
 pub fn delete(
     table: &'static Table,
-    tenant: TenantId,
+    scope: Option<TenantId>,
     conditions: &[Condition],
     returning: bool,
 ) -> Result<Statement, CallError> {
@@ -305,7 +308,7 @@ pub fn delete(
     }
     let mut query = Query::delete();
     query.from_table(ident(table.name));
-    for expr in filters(table, tenant, conditions)? {
+    for expr in filters(table, scope, conditions)? {
         query.and_where(expr);
     }
     if returning {

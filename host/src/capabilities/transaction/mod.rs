@@ -60,6 +60,9 @@ pub struct TransactionSettings {
     pub max_rows_written: u64,
     /// and distinct `lock` keys held at once.
     pub max_locks: usize,
+    /// Add `tenant_id = <tenant>` to every statement. Test-only when off:
+    /// proves that row-level security alone keeps tenants apart.
+    pub scope_to_tenant: bool,
 }
 
 impl Default for TransactionSettings {
@@ -76,6 +79,7 @@ impl Default for TransactionSettings {
             max_rows_read: 100_000,
             max_rows_written: 10_000,
             max_locks: 64,
+            scope_to_tenant: true,
         }
     }
 }
@@ -574,6 +578,12 @@ impl InvocationTransaction {
         &self.plan
     }
 
+    /// The tenant every statement is scoped to (`None` only in the test-only
+    /// setting that leaves isolation to row-level security).
+    fn scope(&self) -> Option<TenantId> {
+        self.settings.scope_to_tenant.then_some(self.tenant)
+    }
+
     async fn ensure_begun(&mut self) -> Result<(), CapabilityError> {
         self.conn()?;
         if self.begun {
@@ -585,10 +595,11 @@ impl InvocationTransaction {
         };
         let sql = format!(
             "BEGIN ISOLATION LEVEL {isolation}; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
-             SET LOCAL idle_in_transaction_session_timeout = {}",
+             SET LOCAL idle_in_transaction_session_timeout = {}; {}",
             self.settings.lock_timeout.as_millis(),
             self.settings.statement_timeout.as_millis(),
-            self.settings.idle_in_transaction_timeout.as_millis()
+            self.settings.idle_in_transaction_timeout.as_millis(),
+            crate::db::set_tenant_sql(self.tenant),
         );
         self.raw(sql).await.map_err(|e| self.statement_failed(e))?;
         self.begun = true;
@@ -669,7 +680,7 @@ impl InvocationTransaction {
             Some(n) if n <= cap => (u64::from(n), false),
             _ => (u64::from(cap) + 1, true),
         };
-        let statement = sql::select(table, self.tenant, conditions, order, fetch)?;
+        let statement = sql::select(table, self.scope(), conditions, order, fetch)?;
         self.ensure_begun().await?;
         let rows = self
             .fetch_all(statement)
@@ -736,11 +747,11 @@ impl InvocationTransaction {
             key_lookup = Some(sql::select_exclusion_keys(
                 table,
                 key.column,
-                self.tenant,
+                self.scope(),
                 conditions,
             )?);
         }
-        let statement = sql::update(table, self.tenant, conditions, writes, self.record_writes)?;
+        let statement = sql::update(table, self.scope(), conditions, writes, self.record_writes)?;
         self.ensure_begun().await?;
         let mut keys = self.exclusion_keys_of(table, changes);
         if let Some(lookup) = key_lookup {
@@ -767,7 +778,7 @@ impl InvocationTransaction {
         self.conn()?;
         let table = sql::resolve_table(table)?;
         self.check_grant(Capability::Delete(table.name))?;
-        let statement = sql::delete(table, self.tenant, conditions, self.record_writes)?;
+        let statement = sql::delete(table, self.scope(), conditions, self.record_writes)?;
         self.ensure_begun().await?;
         self.write_count(table, BTreeSet::new(), statement, "delete")
             .await
