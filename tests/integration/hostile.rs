@@ -97,6 +97,18 @@ async fn a_huge_output_hits_the_output_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_flood_hits_the_log_limit_and_leaves_nothing() {
+    let outcome = hostile(HostSettings::default(), json!({"mode": "log-flood"})).await;
+    assert_eq!(
+        outcome,
+        InvocationOutcome::LimitExceeded {
+            limit: "log_bytes".into(),
+            message: "the executor logged more than 65536 bytes in one attempt".into(),
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hoarding_locks_hits_the_lock_limit() {
     let outcome = hostile(
         HostSettings::default(),

@@ -561,7 +561,11 @@ impl Host {
                     message: format!("instantiation failed: {error}"),
                 })
             }
-            Ok(Err(Failure::Trap(trap))) => match transaction.doom().cloned() {
+            Ok(Err(Failure::Trap(trap))) => match transaction
+                .doom()
+                .or_else(|| trap.downcast_ref::<Doom>())
+                .cloned()
+            {
                 Some(doom) => doom_end(doom),
                 None => match (trap.downcast_ref::<wasmtime::Trap>(), limits.refused) {
                     (Some(wasmtime::Trap::Interrupt), _) => AttemptEnd::Done(timed_out),

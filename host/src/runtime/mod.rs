@@ -69,7 +69,8 @@ pub struct HostSettings {
     pub engine: EngineSettings,
     /// Wall-clock bound on one attempt, including time inside host calls.
     pub execution_timeout: Duration,
-    /// Most bytes of log an invocation keeps.
+    /// Most bytes one attempt may log; more ends the invocation
+    /// `limit_exceeded` (`log_bytes`).
     pub max_log_bytes: usize,
     /// Most bytes of an executor's result (ok or error); more ends the
     /// invocation `limit_exceeded`.

@@ -1,13 +1,14 @@
-//! fixture-hostile: a test fixture that attacks the host's limits on request (spins, floods it with calls, bombs memory, recurses, returns huge output, hoards locks) so the tests can check each is stopped with a typed outcome and nothing written.
+//! fixture-hostile: a test fixture that attacks the host's limits on request (spins, floods it with calls or log lines, bombs memory, recurses, returns huge output, hoards locks) so the tests can check each is stopped with a typed outcome and nothing written.
 
 use bookhost_sdk::serde_json::{json, Value as Json};
 use bookhost_sdk::{
-    eq, field, integer, invalid_input, manifest, run, text, transaction, Guest, Input, Manifest,
+    eq, field, integer, invalid_input, log, manifest, run, text, transaction, Guest, Input,
+    LogLevel, Manifest,
 };
 
 struct FixtureHostile;
 
-const MODES: [&str; 9] = [
+const MODES: [&str; 10] = [
     "spin",
     "query-flood",
     "write-flood",
@@ -17,6 +18,7 @@ const MODES: [&str; 9] = [
     "many-locks",
     "lock-and-spin",
     "write-then-spin",
+    "log-flood",
 ];
 
 impl Guest for FixtureHostile {
@@ -29,7 +31,8 @@ impl Guest for FixtureHostile {
              \"recursion\" recurses without end; \"huge-output\" returns \"size_mib\" MiB of \
              JSON; \"many-locks\" takes \"count\" distinct locks; \"lock-and-spin\" takes the lock \
              \"hostile\" and loops forever; \"write-then-spin\" inserts a service named \
-             \"hostile\" and loops forever.",
+             \"hostile\" and loops forever; \"log-flood\" inserts a service named \"hostile\" and \
+             logs 1 KiB lines forever.",
             json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "title": "fixture-hostile input",
@@ -111,6 +114,19 @@ fn hostile(json: Json) -> Result<Json, Json> {
                 ],
             )?;
             spin_forever()
+        }
+        "log-flood" => {
+            transaction::insert(
+                "services",
+                &[
+                    field("name", text("hostile")),
+                    field("duration_minutes", integer(30)),
+                ],
+            )?;
+            let line = "x".repeat(1024);
+            loop {
+                log(LogLevel::Info, &line);
+            }
         }
         other => Err(invalid_input(format!("unknown mode {other:?}"))),
     }

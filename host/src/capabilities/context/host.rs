@@ -18,7 +18,6 @@ impl Host for InvocationContext {
     }
 
     async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        InvocationContext::log(self, level, message);
-        Ok(())
+        Ok(InvocationContext::log(self, level, message)?)
     }
 }

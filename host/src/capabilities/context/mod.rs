@@ -3,6 +3,7 @@
 mod host;
 
 use crate::bindings::LogLevel;
+use crate::capabilities::Doom;
 use crate::TenantId;
 
 /// One line an executor logged.
@@ -47,35 +48,32 @@ impl InvocationContext {
         }
     }
 
-    /// Record a log line; past the byte budget lines are dropped (and the
-    /// drop is said once) so a chatty executor cannot exhaust host memory.
-    pub fn log(&mut self, level: LogLevel, message: String) {
+    /// Record a log line. Past the byte budget the attempt is abandoned with
+    /// the limit `log_bytes` (a trap the executor cannot catch): a chatty
+    /// executor can neither exhaust host memory nor fill the logs quietly.
+    pub fn log(&mut self, level: LogLevel, message: String) -> Result<(), Doom> {
         let level = match level {
             LogLevel::Debug => "debug",
             LogLevel::Info => "info",
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         };
-        tracing::debug!(invocation = %self.invocation_id, attempt = self.attempt, level, "{message}");
+        self.log_bytes = self.log_bytes.saturating_add(message.len());
         if self.log_bytes > self.max_log_bytes {
-            return;
-        }
-        self.log_bytes += message.len();
-        if self.log_bytes > self.max_log_bytes {
-            self.logs.push(LogLine {
-                attempt: self.attempt,
-                level: "warn",
+            return Err(Doom::Limit {
+                limit: "log_bytes",
                 message: format!(
-                    "log budget of {} bytes exhausted; further lines dropped",
+                    "the executor logged more than {} bytes in one attempt",
                     self.max_log_bytes
                 ),
             });
-            return;
         }
+        tracing::debug!(invocation = %self.invocation_id, attempt = self.attempt, level, "{message}");
         self.logs.push(LogLine {
             attempt: self.attempt,
             level,
             message,
         });
+        Ok(())
     }
 }
