@@ -191,6 +191,40 @@ async fn names_outside_the_catalog_and_bad_values_are_refused() {
         ),
         CallError::Invalid(_)
     ));
+    // Values PostgreSQL would refuse mid-query, which would abort the whole
+    // transaction (queries run without a savepoint): refused as typed errors
+    // before they reach it. Found by fuzz::arbitrary_calls_on_a_real_transaction_end_typed.
+    assert!(matches!(
+        call_error(
+            tx.query("bookings", &[eq("customer", text("a\0b"))], &[], None)
+                .await
+        ),
+        CallError::Invalid(m) if m.contains("NUL")
+    ));
+    assert!(matches!(
+        call_error(
+            tx.query(
+                "storefront_pages",
+                &[eq("config", Value::Json(r#"{"k": "\u0000"}"#.into()))],
+                &[],
+                None
+            )
+            .await
+        ),
+        CallError::Invalid(m) if m.contains("NUL")
+    ));
+    assert!(matches!(
+        call_error(
+            tx.query(
+                "bookings",
+                &[eq("starts_at", Value::Timestamp(-210_866_803_200_000_001))],
+                &[],
+                None
+            )
+            .await
+        ),
+        CallError::Invalid(m) if m.contains("out of range")
+    ));
     // A SQL payload in a value is only ever data.
     let payload = "x'); SELECT set_config('app.tenant', 'other', false); --";
     let row = tx

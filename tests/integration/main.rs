@@ -7,6 +7,7 @@ mod audit;
 mod capabilities;
 mod cli;
 mod faults;
+mod fuzz;
 mod hostile;
 mod races;
 mod replay;

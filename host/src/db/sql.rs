@@ -101,28 +101,63 @@ pub fn to_sql_value(column: &Column, value: &Value) -> Result<SqlValue, CallErro
             })?;
             SqlValue::Uuid(Some(Box::new(id)))
         }
-        (ColumnType::Text, Value::Text(text)) => SqlValue::String(Some(Box::new(text.clone()))),
+        (ColumnType::Text, Value::Text(text)) => {
+            refuse_nul(column, text.contains('\0'))?;
+            SqlValue::String(Some(Box::new(text.clone())))
+        }
         (ColumnType::Integer, Value::Integer(i)) => SqlValue::BigInt(Some(*i)),
         (ColumnType::Float, Value::Float(f)) => SqlValue::Double(Some(*f)),
         (ColumnType::Float, Value::Integer(i)) => SqlValue::Double(Some(*i as f64)),
         (ColumnType::Boolean, Value::Boolean(b)) => SqlValue::Bool(Some(*b)),
         (ColumnType::Timestamp, Value::Timestamp(micros)) => {
-            let at = chrono::DateTime::from_timestamp_micros(*micros).ok_or_else(|| {
-                CallError::Invalid(format!(
-                    "column {}: timestamp {micros} is out of range",
-                    column.name
-                ))
-            })?;
+            let at = chrono::DateTime::from_timestamp_micros(*micros)
+                .filter(|_| *micros >= EARLIEST_TIMESTAMP_MICROS)
+                .ok_or_else(|| {
+                    CallError::Invalid(format!(
+                        "column {}: timestamp {micros} is out of range (4713 BC to 262143 AD)",
+                        column.name
+                    ))
+                })?;
             SqlValue::ChronoDateTimeUtc(Some(Box::new(at)))
         }
         (ColumnType::Json, Value::Json(text)) => {
             let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
                 CallError::Invalid(format!("column {}: invalid JSON: {e}", column.name))
             })?;
+            refuse_nul(column, json_has_nul(&json))?;
             SqlValue::Json(Some(Box::new(json)))
         }
         _ => return Err(mismatch()),
     })
+}
+
+/// The earliest instant PostgreSQL's `timestamptz` holds (4713-11-24 BC,
+/// Julian day 0), in microseconds since 1970. chrono bounds the other end
+/// (262143 AD), well inside PostgreSQL's.
+const EARLIEST_TIMESTAMP_MICROS: i64 = -210_866_803_200_000_000;
+
+/// PostgreSQL stores neither NUL in text nor `\u0000` in `jsonb`. Refused here
+/// rather than by the server, because a query is not wrapped in a savepoint:
+/// a server-side refusal would abort the whole transaction, not just the call.
+fn refuse_nul(column: &Column, has_nul: bool) -> Result<(), CallError> {
+    if has_nul {
+        return Err(CallError::Invalid(format!(
+            "column {}: values cannot contain the NUL character (\\u0000)",
+            column.name
+        )));
+    }
+    Ok(())
+}
+
+fn json_has_nul(json: &serde_json::Value) -> bool {
+    match json {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(json_has_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || json_has_nul(value)),
+        _ => false,
+    }
 }
 
 fn condition_expr(table: &Table, condition: &Condition) -> Result<SimpleExpr, CallError> {
