@@ -125,9 +125,10 @@ fn walled_off() -> Value {
     })
 }
 
-/// The victim's rows are as they were, and the attacker holds exactly what
-/// the payload probes stored for it, verbatim.
-async fn assert_untouched(probe: &Probe) {
+/// The victim's rows are as they were, the attacker holds exactly what the
+/// payload probes stored for it, verbatim, and the host serves the attacker
+/// normally right after.
+async fn assert_untouched(host: &Host, probe: &Probe) {
     let db = owner();
     let (name, bookings): (String, i64) = sqlx::query_as(
         "SELECT s.name, (SELECT count(*) FROM bookings b WHERE b.tenant_id = s.tenant_id AND b.service_id = s.id \
@@ -176,6 +177,8 @@ async fn assert_untouched(probe: &Probe) {
             .await
             .unwrap();
     assert_eq!(attacker_bookings, 0);
+    let after = create_service(host, probe.attacker, "after-the-probe", 30).await;
+    assert_eq!(after.len(), 36);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +186,7 @@ async fn both_walls_keep_tenants_apart() {
     let host = host(4).await;
     let probe = probe(&host).await;
     assert_eq!(probe.result, walled_off());
-    assert_untouched(&probe).await;
+    assert_untouched(&host, &probe).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +195,7 @@ async fn host_scoping_alone_keeps_tenants_apart() {
     let host = Host::new(pool_past_rls().await, executors(), HostSettings::default());
     let probe = probe(&host).await;
     assert_eq!(probe.result, walled_off());
-    assert_untouched(&probe).await;
+    assert_untouched(&host, &probe).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +203,7 @@ async fn row_level_security_alone_keeps_tenants_apart() {
     let host = unscoped_host(pool(4).await);
     let probe = probe(&host).await;
     assert_eq!(probe.result, walled_off());
-    assert_untouched(&probe).await;
+    assert_untouched(&host, &probe).await;
 }
 
 /// The control: with both walls down the same probes reach the victim, so
