@@ -233,6 +233,64 @@ async fn audit_overhead() {
     );
 }
 
+/// What row-level security costs: the same host on the same database, once
+/// as bookhost_app (policies apply) and once as the owner, a superuser that
+/// bypasses them; rounds interleaved.
+async fn rls_overhead() {
+    let registry = executors();
+    let walled = Host::new(pool(16).await, registry.clone(), HostSettings::default());
+    let bypassing = Host::new(
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(bookhost_tests::database())
+            .await
+            .unwrap(),
+        registry,
+        HostSettings::default(),
+    );
+    let tenant = tenant(&bookhost_tests::owner()).await;
+    let mut services = Vec::new();
+    for i in 0..100 {
+        services.push(create_service(&walled, tenant, &format!("bench-{i}"), 60).await);
+    }
+    let mut slot = 0;
+    throughput(&walled, tenant, &services, slot, 300, CLIENTS).await;
+    slot += 300;
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        off.push(throughput(&bypassing, tenant, &services, slot, ROUND, CLIENTS).await);
+        slot += ROUND;
+        on.push(throughput(&walled, tenant, &services, slot, ROUND, CLIENTS).await);
+        slot += ROUND;
+    }
+    let mut ratios: Vec<f64> = on
+        .iter()
+        .zip(&off)
+        .map(|(on, off)| on.per_second / off.per_second)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = (ratios[(ratios.len() - 1) / 2] + ratios[ratios.len() / 2]) / 2.0;
+    let mean =
+        |v: &[Measured], f: fn(&Measured) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    println!("### Row-level security overhead\n");
+    println!(
+        "create-booking on distinct slots (100 services), {CLIENTS} clients, {ROUNDS} interleaved rounds of {ROUND}.\n"
+    );
+    println!("| RLS | mean inv/s | CPU µs/inv host + database | median per-round ratio |");
+    println!("|---|---|---|---|");
+    for (label, series, ratio) in [
+        ("bypassed (superuser)", &off, 1.0),
+        ("enforced (bookhost_app)", &on, median),
+    ] {
+        println!(
+            "| {label} | {:.0} | {:.0} + {:.0} | {ratio:.3} |",
+            mean(series, |m| m.per_second),
+            mean(series, |m| m.host_cpu_us),
+            mean(series, |m| m.database_cpu_us),
+        );
+    }
+}
+
 /// The host's side of one record alone: redacting a create-booking
 /// attempt's three calls and building the SQL that appends it.
 fn audit_record_cost() {
@@ -469,8 +527,9 @@ async fn main() {
         }
         "audit-record" => audit_record_cost(),
         "hostile" => hostile().await,
+        "rls" => rls_overhead().await,
         other => {
-            eprintln!("unknown benchmark {other:?}; available: audit, audit-record, hostile");
+            eprintln!("unknown benchmark {other:?}; available: audit, audit-record, hostile, rls");
             std::process::exit(2);
         }
     }
