@@ -187,7 +187,8 @@ fn count_attempts() -> Result<Json, Json> {
 /// A `set_config`-style payload, put into every string field an executor
 /// controls: if any of them reached SQL as text, it would switch the
 /// transaction to another tenant or end the statement early.
-const PAYLOAD: &str = "x'); SELECT set_config('bookhost.tenant', '00000000-0000-0000-0000-000000000000', false); --";
+const PAYLOAD: &str =
+    "x'); SELECT set_config('bookhost.tenant', '00000000-0000-0000-0000-000000000000', false); --";
 
 /// Reports what the host lets this tenant do to another tenant's data. Every
 /// outcome is reported rather than returned early, so one call shows them all.
@@ -207,7 +208,11 @@ fn probe_tenant(foreign: &str) -> Result<Json, Json> {
         "services",
         &[is_in(
             "id",
-            [uuid(foreign), uuid(foreign), uuid("00000000-0000-0000-0000-000000000000")],
+            [
+                uuid(foreign),
+                uuid(foreign),
+                uuid("00000000-0000-0000-0000-000000000000"),
+            ],
         )],
         &[],
     );
@@ -236,10 +241,7 @@ fn probe_tenant(foreign: &str) -> Result<Json, Json> {
         "bookings",
         &[eq("service_id", uuid(foreign))],
     ));
-    let delete_every_booking = count_or_kind(transaction::delete(
-        "bookings",
-        &[is_not_null("id")],
-    ));
+    let delete_every_booking = count_or_kind(transaction::delete("bookings", &[is_not_null("id")]));
 
     // Naming the tenant column, system and host tables, odd identifiers.
     let query_tenant_column = outcome(transaction::query(
