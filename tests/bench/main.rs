@@ -5,6 +5,9 @@
 //! (or `audit-record`: the host-side cost of building one audit record;
 //! `hostile`: an infinite loop against its deadline, and a noisy neighbour).
 
+mod scale;
+mod suite;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -528,8 +531,24 @@ async fn main() {
         "audit-record" => audit_record_cost(),
         "hostile" => hostile().await,
         "rls" => rls_overhead().await,
+        // One part of the suite alone, for profiling.
+        "sandbox" => suite::sandbox_only().await,
+        "phases" => suite::phases().await,
+        "instantiation" => suite::instantiation_only().await,
+        "suite" => {
+            let out = std::env::args()
+                .nth(2)
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("../docs/bench-results.md")
+                });
+            suite::run(&out).await
+        }
         other => {
-            eprintln!("unknown benchmark {other:?}; available: audit, audit-record, hostile, rls");
+            eprintln!(
+                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, phases, instantiation"
+            );
             std::process::exit(2);
         }
     }

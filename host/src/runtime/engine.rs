@@ -20,6 +20,13 @@ pub struct EngineSettings {
     pub max_wasm_stack: usize,
     /// How often the epoch advances; deadlines are counted in these ticks.
     pub epoch_tick: Duration,
+    /// Pre-allocate instance slots (memories, tables, stacks) once and reuse
+    /// them; off, every instance maps its memory afresh (for comparison).
+    pub pooling: bool,
+    /// Bytes of each linear memory (and table) kept resident when a pooled
+    /// slot is freed, zeroed with `memset` instead of returned to the kernel
+    /// with `madvise`, so the next instance does not page-fault on them.
+    pub keep_resident_bytes: usize,
 }
 
 impl Default for EngineSettings {
@@ -30,6 +37,11 @@ impl Default for EngineSettings {
             max_table_elements: 20_000,
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(2),
+            pooling: true,
+            // Measured (bookhost-bench instantiation): instantiate plus the
+            // first call drops from about 30 to about 20 µs; the price is at
+            // most 128 KiB resident per pooled memory slot.
+            keep_resident_bytes: 128 << 10,
         }
     }
 }
@@ -73,8 +85,14 @@ impl ExecutorEngine {
             .total_tables(settings.max_instances * 4)
             .total_stacks(settings.max_instances)
             .table_elements(settings.max_table_elements)
-            .max_memory_size(settings.max_memory_bytes);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+            .max_memory_size(settings.max_memory_bytes)
+            .linear_memory_keep_resident(settings.keep_resident_bytes)
+            .table_keep_resident(settings.keep_resident_bytes.min(64 << 10));
+        config.allocation_strategy(if settings.pooling {
+            InstanceAllocationStrategy::Pooling(pooling)
+        } else {
+            InstanceAllocationStrategy::OnDemand
+        });
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
 
         let stop = Arc::new(AtomicBool::new(false));

@@ -272,6 +272,20 @@ impl ExecutorRegistry {
         &self,
         pre: &ExecutorPre<InvocationState>,
     ) -> Result<Manifest, RejectedComponent> {
+        let mut store = self.bare_store();
+        let _slot = self.engine.instance_slot().await;
+        let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
+            RejectedComponent::DescribeFailed(format!("instantiation failed: {e:#}"))
+        })?;
+        instance
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| RejectedComponent::DescribeFailed(format!("{e:#}")))
+    }
+
+    /// A store for running an executor outside any invocation: no database
+    /// connection, the engine's limits, a 1 s deadline.
+    fn bare_store(&self) -> Store<InvocationState> {
         let state = InvocationState {
             context: InvocationContext::new(
                 TenantId(uuid::Uuid::nil()),
@@ -295,14 +309,30 @@ impl ExecutorRegistry {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.engine.ticks_for(std::time::Duration::from_secs(1)));
         store.epoch_deadline_trap();
+        store
+    }
+
+    /// For the benchmarks: a fresh store and instance of `executor` (what
+    /// every attempt pays before the executor runs), then, with
+    /// `execute_input`, one `execute` call. Returns the time to instantiate
+    /// and the total, store creation included in both.
+    pub async fn instantiate_for_bench(
+        &self,
+        executor: &LoadedExecutor,
+        execute_input: Option<&str>,
+    ) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
         let _slot = self.engine.instance_slot().await;
-        let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
-            RejectedComponent::DescribeFailed(format!("instantiation failed: {e:#}"))
-        })?;
-        instance
-            .call_describe(&mut store)
-            .await
-            .map_err(|e| RejectedComponent::DescribeFailed(format!("{e:#}")))
+        let started = std::time::Instant::now();
+        let mut store = self.bare_store();
+        let instance = executor.pre.instantiate_async(&mut store).await?;
+        let instantiated = started.elapsed();
+        if let Some(input) = execute_input {
+            instance
+                .call_execute(&mut store, input)
+                .await?
+                .map_err(|e| anyhow::anyhow!("execute returned an error: {e}"))?;
+        }
+        Ok((instantiated, started.elapsed()))
     }
 }
 
