@@ -48,9 +48,10 @@ struct Probe {
 }
 
 /// A victim with a service and a booking; an attacker runs every probe.
-async fn probe(host: &Host) -> Probe {
-    let victim = tenant(&owner()).await;
-    let attacker = tenant(&owner()).await;
+/// `db` is the owner's pool of the database `host` works on.
+async fn probe(host: &Host, db: &sqlx::PgPool) -> Probe {
+    let victim = tenant(db).await;
+    let attacker = tenant(db).await;
     let service = create_service(host, victim, "victim-service", 60).await;
     let booking = invoke(
         host,
@@ -130,6 +131,7 @@ fn walled_off() -> Value {
 /// normally right after.
 async fn assert_untouched(host: &Host, probe: &Probe) {
     let db = owner();
+    let db = &db;
     let (name, bookings): (String, i64) = sqlx::query_as(
         "SELECT s.name, (SELECT count(*) FROM bookings b WHERE b.tenant_id = s.tenant_id AND b.service_id = s.id \
                          AND b.status = 'confirmed') \
@@ -137,7 +139,7 @@ async fn assert_untouched(host: &Host, probe: &Probe) {
     )
     .bind(probe.victim.0)
     .bind(&probe.service)
-    .fetch_one(&db)
+    .fetch_one(db)
     .await
     .unwrap();
     assert_eq!(
@@ -148,7 +150,7 @@ async fn assert_untouched(host: &Host, probe: &Probe) {
     let names: Vec<String> =
         sqlx::query_scalar("SELECT name FROM services WHERE tenant_id = $1 ORDER BY name")
             .bind(probe.attacker.0)
-            .fetch_all(&db)
+            .fetch_all(db)
             .await
             .unwrap();
     assert_eq!(
@@ -160,7 +162,7 @@ async fn assert_untouched(host: &Host, probe: &Probe) {
         "SELECT slug, config FROM storefront_pages WHERE tenant_id = $1 ORDER BY slug",
     )
     .bind(probe.attacker.0)
-    .fetch_all(&db)
+    .fetch_all(db)
     .await
     .unwrap();
     assert_eq!(
@@ -173,7 +175,7 @@ async fn assert_untouched(host: &Host, probe: &Probe) {
     let attacker_bookings: i64 =
         sqlx::query_scalar("SELECT count(*) FROM bookings WHERE tenant_id = $1")
             .bind(probe.attacker.0)
-            .fetch_one(&db)
+            .fetch_one(db)
             .await
             .unwrap();
     assert_eq!(attacker_bookings, 0);
@@ -184,7 +186,7 @@ async fn assert_untouched(host: &Host, probe: &Probe) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_walls_keep_tenants_apart() {
     let host = host(4).await;
-    let probe = probe(&host).await;
+    let probe = probe(&host, &owner()).await;
     assert_eq!(probe.result, walled_off());
     assert_untouched(&host, &probe).await;
 }
@@ -193,7 +195,7 @@ async fn both_walls_keep_tenants_apart() {
 async fn host_scoping_alone_keeps_tenants_apart() {
     // Row-level security off: the host runs as a superuser, which bypasses it.
     let host = Host::new(pool_past_rls().await, executors(), HostSettings::default());
-    let probe = probe(&host).await;
+    let probe = probe(&host, &owner()).await;
     assert_eq!(probe.result, walled_off());
     assert_untouched(&host, &probe).await;
 }
@@ -201,35 +203,54 @@ async fn host_scoping_alone_keeps_tenants_apart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_security_alone_keeps_tenants_apart() {
     let host = unscoped_host(pool(4).await);
-    let probe = probe(&host).await;
+    let probe = probe(&host, &owner()).await;
     assert_eq!(probe.result, walled_off());
     assert_untouched(&host, &probe).await;
 }
 
 /// The control: with both walls down the same probes reach the victim, so
-/// the tests above would notice a wall falling.
+/// the tests above would notice a wall falling. In a database of its own:
+/// with no wall, its match-everything probes would reach every other test's
+/// rows too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_both_walls_down_the_probes_reach_foreign_rows() {
-    let host = unscoped_host(pool_past_rls().await);
-    let probe = probe(&host).await;
+    let name = format!("control_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&owner())
+        .await
+        .unwrap();
+    let options = database().database(&name);
+    bookhost::db::migrate(options.clone()).await.unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let facts = bookhost::db::role_facts(&db).await.unwrap();
+    assert!(facts.superuser, "the owner pool must bypass RLS: {facts:?}");
+    let host = unscoped_host(db.clone());
+    let probe = probe(&host, &db).await;
     let result = &probe.result;
     assert_eq!(result["query_by_id"], 1, "{result}");
     assert_eq!(result["query_in_list"], 1, "{result}");
     assert_eq!(result["query_bookings_of_service"], 1, "{result}");
-    assert!(
-        result["query_every_service"].as_u64().unwrap() >= 1,
-        "{result}"
-    );
+    assert_eq!(result["query_every_service"], 1, "{result}");
     assert_eq!(result["update_by_id"], 1, "{result}");
     assert_eq!(result["delete_by_id"], 1, "{result}");
-    let name: String =
+    let name_now: String =
         sqlx::query_scalar("SELECT name FROM services WHERE tenant_id = $1 AND id = $2::uuid")
             .bind(probe.victim.0)
             .bind(&probe.service)
-            .fetch_one(&owner())
+            .fetch_one(&db)
             .await
             .unwrap();
-    assert_eq!(name, "hacked");
+    assert_eq!(name_now, "hacked");
+    db.close().await;
+    host.pool().close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&owner())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
