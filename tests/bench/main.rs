@@ -1,9 +1,12 @@
 //! `bookhost-bench`: benchmarks against a throw-away PostgreSQL and the real
 //! executors, measured side by side in one run. Prints a Markdown report.
 //!
-//! Run: `cargo run --release -p bookhost-tests --bin bookhost-bench -- audit`
-//! (or `audit-record`: the host-side cost of building one audit record;
-//! `hostile`: an infinite loop against its deadline, and a noisy neighbour).
+//! Run: `cargo run --release -p bookhost-tests --bin bookhost-bench -- suite`
+//! for everything the benchmark issue asks (written to docs/bench-results.md),
+//! or one part: `audit` (what auditing costs), `audit-record` (the host-side
+//! cost of building one record), `hostile` (an infinite loop against its
+//! deadline, and a noisy neighbour), `rls`, `sandbox`, `instantiation`,
+//! `phases` (where an invocation's time goes).
 
 mod scale;
 mod suite;
