@@ -140,14 +140,7 @@ struct Measured {
 async fn audit_overhead() {
     let registry = executors();
     let audited = Host::new(pool(16).await, registry.clone(), HostSettings::default());
-    let unaudited = Host::new(
-        pool(16).await,
-        registry,
-        HostSettings {
-            audit: false,
-            ..HostSettings::default()
-        },
-    );
+    let unaudited = Host::new(pool(16).await, registry, suite::unaudited());
     let tenant = tenant(audited.pool()).await;
     let mut services = Vec::new();
     for i in 0..100 {
@@ -246,11 +239,7 @@ async fn rls_overhead() {
     let registry = executors();
     let walled = Host::new(pool(16).await, registry.clone(), HostSettings::default());
     let bypassing = Host::new(
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(16)
-            .connect_with(bookhost_tests::database())
-            .await
-            .unwrap(),
+        bookhost_tests::owner_with(16),
         registry,
         HostSettings::default(),
     );

@@ -26,6 +26,14 @@ impl Report {
     }
 }
 
+/// The host's settings with auditing off: to price the sandbox alone.
+pub fn unaudited() -> HostSettings {
+    HostSettings {
+        audit: false,
+        ..HostSettings::default()
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -411,14 +419,7 @@ async fn postgres_version(report: &mut Report) {
 
 async fn sandbox_overhead(report: &mut Report) {
     let registry = executors();
-    let unaudited = Host::new(
-        pool(40).await,
-        registry.clone(),
-        HostSettings {
-            audit: false,
-            ..HostSettings::default()
-        },
-    );
+    let unaudited = Host::new(pool(40).await, registry.clone(), unaudited());
     let audited = Host::new(pool(40).await, registry, HostSettings::default());
     let tenant = tenant(&owner()).await;
     let mut services = Vec::new();
@@ -572,14 +573,7 @@ async fn instantiation(report: &mut Report) {
 
 async fn host_calls(report: &mut Report) {
     report.line("## 3. Host-call cost\n");
-    let host = Host::new(
-        pool(4).await,
-        executors(),
-        HostSettings {
-            audit: false,
-            ..HostSettings::default()
-        },
-    );
+    let host = Host::new(pool(4).await, executors(), unaudited());
     let tenant = tenant(&owner()).await;
     for i in 0..10 {
         create_service(&host, tenant, &format!("row-{i}"), 30).await;
@@ -932,14 +926,7 @@ fn spawn_background(
 
 async fn memory(report: &mut Report) {
     report.line("## 7. Memory per live instance\n");
-    let host = Host::new(
-        pool(70).await,
-        executors(),
-        HostSettings {
-            audit: false,
-            ..HostSettings::default()
-        },
-    );
+    let host = Host::new(pool(70).await, executors(), unaudited());
     let tenant = tenant(&owner()).await;
     let service = create_service(&host, tenant, "mem", 30).await;
     let rss_kib = || {
@@ -1035,14 +1022,7 @@ pub async fn phases() {
             .connect_with(bookhost::db::app_options(&bookhost_tests::database()))
             .await
             .unwrap();
-        let host = Host::new(
-            pool,
-            executors(),
-            HostSettings {
-                audit: false,
-                ..HostSettings::default()
-            },
-        );
+        let host = Host::new(pool, executors(), unaudited());
         let tenant = tenant(&owner()).await;
         let executor = host.registry().get("fixture-bench").unwrap();
         let mut empty = Vec::new();
@@ -1059,14 +1039,7 @@ pub async fn phases() {
             us(percentile(&empty, 0.5))
         );
     }
-    let host = Host::new(
-        pool(4).await,
-        executors(),
-        HostSettings {
-            audit: false,
-            ..HostSettings::default()
-        },
-    );
+    let host = Host::new(pool(4).await, executors(), unaudited());
     let tenant = tenant(&owner()).await;
     let service = create_service(&host, tenant, "phases", 60).await;
     let executor = host.registry().get("create-booking").unwrap();

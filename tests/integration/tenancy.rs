@@ -30,11 +30,7 @@ fn unscoped_host(pool: sqlx::PgPool) -> Host {
 /// A pool that row-level security does not stop: the owner, a superuser.
 /// Checked, so that "RLS off" cannot silently mean "RLS on".
 async fn pool_past_rls() -> sqlx::PgPool {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(database())
-        .await
-        .unwrap();
+    let pool = owner_with(4);
     let facts = bookhost::db::role_facts(&pool).await.unwrap();
     assert!(facts.superuser, "the owner pool must bypass RLS: {facts:?}");
     pool

@@ -109,8 +109,14 @@ pub async fn pool(max_connections: u32) -> PgPool {
 /// apply): for setting up and checking rows behind the host's back. Connects
 /// on first use, on the runtime that uses it.
 pub fn owner() -> PgPool {
+    owner_with(2)
+}
+
+/// Like [`owner`], with room for `max_connections` (a host running as the
+/// owner, which bypasses row-level security).
+pub fn owner_with(max_connections: u32) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(max_connections)
         .connect_lazy_with(database())
 }
 

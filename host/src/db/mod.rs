@@ -129,15 +129,15 @@ pub fn set_tenant_sql(tenant: TenantId) -> String {
     format!("SET LOCAL bookhost.tenant = '{}'", tenant.0)
 }
 
-/// Begin a transaction in which row-level security admits `tenant`'s rows.
+/// Begin a transaction in which row-level security admits `tenant`'s rows
+/// (`BEGIN` and the setting in one round trip).
 pub async fn begin_as_tenant(
     pool: &PgPool,
     tenant: TenantId,
 ) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    use sqlx::Executor as _;
-    let mut tx = pool.begin().await?;
-    tx.execute(set_tenant_sql(tenant).as_str()).await?;
-    Ok(tx)
+    Ok(pool
+        .begin_with(format!("BEGIN; {}", set_tenant_sql(tenant)))
+        .await?)
 }
 
 /// Create a tenant named `name` and return its id.
