@@ -290,7 +290,7 @@ async fn rls_overhead() {
 /// attempt's three calls and building the SQL that appends it.
 fn audit_record_cost() {
     use bookhost::bindings::{Condition, Field, Operator, Value};
-    use bookhost::capabilities::audit::{conditions, fields, AuditCall};
+    use bookhost::capabilities::audit::{insert_detail, query_detail, AuditCall};
     let service = Value::Uuid(uuid::Uuid::new_v4().to_string());
     let start = Value::Timestamp(1_893_492_000_000_000);
     let end = Value::Timestamp(1_893_495_600_000_000);
@@ -350,18 +350,14 @@ fn audit_record_cost() {
             call(
                 "query",
                 "services",
-                json!({ "conditions": conditions("services", &by_id), "limit": 1 }),
+                query_detail("services", &by_id, Some(1)),
             ),
             call(
                 "query",
                 "bookings",
-                json!({ "conditions": conditions("bookings", &overlapping), "limit": null }),
+                query_detail("bookings", &overlapping, None),
             ),
-            call(
-                "insert",
-                "bookings",
-                json!({ "values": fields("bookings", &values) }),
-            ),
+            call("insert", "bookings", insert_detail("bookings", &values)),
         ];
         let record = bookhost::db::audit::AttemptAudit {
             tenant: TenantId(uuid::Uuid::nil()),

@@ -231,7 +231,7 @@ async fn chained_tenant(host: &Host, invocations: usize) -> TenantId {
 }
 
 async fn id_at(tenant: TenantId, seq: i64) -> i64 {
-    sqlx::query_scalar("SELECT id FROM audit_records WHERE tenant_id = $1 AND chain_seq = $2")
+    sqlx::query_scalar("SELECT record_id FROM audit_links WHERE tenant_id = $1 AND chain_seq = $2")
         .bind(tenant.0)
         .bind(seq)
         .fetch_one(&owner())
@@ -265,7 +265,8 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     let updated = chained_tenant(&host, 6).await;
     let target = id_at(updated, 3).await;
     tamper(
-        "UPDATE audit_records SET lock_wait_us = 99 WHERE tenant_id = $TENANT AND chain_seq = 3",
+        "UPDATE audit_records SET lock_wait_us = 99 WHERE id = \
+         (SELECT record_id FROM audit_links WHERE tenant_id = $TENANT AND chain_seq = 3)",
         updated,
     )
     .await;
@@ -282,7 +283,8 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     let deleted = chained_tenant(&host, 6).await;
     let successor = id_at(deleted, 4).await;
     tamper(
-        "DELETE FROM audit_records WHERE tenant_id = $TENANT AND chain_seq = 3",
+        "WITH gone AS (DELETE FROM audit_links WHERE tenant_id = $TENANT AND chain_seq = 3 RETURNING record_id) \
+         DELETE FROM audit_records WHERE id IN (SELECT record_id FROM gone)",
         deleted,
     )
     .await;
@@ -297,10 +299,14 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
 
     let inserted = chained_tenant(&host, 6).await;
     tamper(
-        "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, outcome, calls, \
-         lock_wait_us, duration_us, recorded_at, chain_seq, prev_hash, hash) \
-         SELECT tenant_id, invocation_id, attempt, executor, version, outcome, calls, 5, duration_us, \
-         recorded_at, 3, prev_hash, hash FROM audit_records WHERE tenant_id = $TENANT AND chain_seq = 3",
+        "WITH forged AS (INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, \
+         outcome, calls, lock_wait_us, duration_us, recorded_at) \
+         SELECT r.tenant_id, invocation_id, attempt, executor, version, outcome, calls, 5, duration_us, \
+         recorded_at FROM audit_records r JOIN audit_links l ON l.record_id = r.id \
+         WHERE l.tenant_id = $TENANT AND l.chain_seq = 3 RETURNING id) \
+         INSERT INTO audit_links (tenant_id, chain_seq, record_id, prev_hash, hash) \
+         SELECT tenant_id, 3, (SELECT id FROM forged), prev_hash, hash FROM audit_links \
+         WHERE tenant_id = $TENANT AND chain_seq = 3",
         inserted,
     )
     .await;
@@ -321,7 +327,7 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
     let swapped = chained_tenant(&host, 6).await;
     let (second, third) = (id_at(swapped, 2).await, id_at(swapped, 3).await);
     tamper(
-        "UPDATE audit_records SET chain_seq = CASE chain_seq WHEN 2 THEN 3 ELSE 2 END \
+        "UPDATE audit_links SET chain_seq = CASE chain_seq WHEN 2 THEN 3 ELSE 2 END \
          WHERE tenant_id = $TENANT AND chain_seq IN (2, 3)",
         swapped,
     )
@@ -333,6 +339,130 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
         (broken.seq, broken.record_id),
         (2, Some(third)),
         "{broken:?} (second was {second})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_record_was_deleted_is_named() {
+    let host = host(4).await;
+    let tenant = chained_tenant(&host, 4).await;
+    let target = id_at(tenant, 2).await;
+    tamper(
+        "DELETE FROM audit_records WHERE id = \
+         (SELECT record_id FROM audit_links WHERE tenant_id = $TENANT AND chain_seq = 2)",
+        tenant,
+    )
+    .await;
+    let broken = first_break(&host, tenant, &[])
+        .await
+        .expect("a record deleted behind its link is detected");
+    assert_eq!((broken.seq, broken.record_id), (2, Some(target)));
+    assert!(broken.reason.contains("gone"), "{broken:?}");
+}
+
+/// The record is literal SQL with dollar-quoted text: nothing an executor
+/// can put in a call (here the tags themselves, quotes, backslashes, NUL)
+/// may end a constant early or change what is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_stores_any_text_verbatim() {
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let hostile = "$a$ $a1$ $$ ' '' \\ \\' \u{0} E'x' $a$'); DROP TABLE audit_records; --";
+    let call = bookhost::capabilities::audit::AuditCall {
+        capability: "lock",
+        table: Some(hostile.to_owned()),
+        detail: bookhost::capabilities::audit::lock_detail(hostile),
+        rows: 0,
+        outcome: "ok".into(),
+        error: Some(hostile.to_owned()),
+        lock_wait_us: 0,
+        duration_us: 0,
+        at: chrono::Utc::now(),
+    };
+    // Names and versions are validated before they get here, and PostgreSQL
+    // text cannot hold NUL; inside the calls' JSON it is an escape.
+    let name = hostile.replace('\0', "");
+    let invocation = uuid::Uuid::now_v7();
+    let record = audit::AttemptAudit {
+        tenant,
+        invocation_id: invocation,
+        attempt: 1,
+        executor: &name,
+        version: &name,
+        outcome: "committed",
+        duration_us: 1,
+        calls: std::slice::from_ref(&call),
+    };
+    assert!(
+        audit::append_sql(&record).contains("$a2$"),
+        "a tag not in the text"
+    );
+    audit::append(host.pool(), &record).await.unwrap();
+    let stored = records_of(&host, tenant, invocation).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].executor.as_str(), stored[0].version.as_str()),
+        (name.as_str(), name.as_str())
+    );
+    let stored_call = &stored[0].calls[0];
+    for field in [
+        &stored_call["table"],
+        &stored_call["error"],
+        &stored_call["detail"]["key"],
+    ] {
+        assert_eq!(field.as_str(), Some(hostile));
+    }
+}
+
+/// Ids are drawn when a record is appended but become visible when its
+/// transaction commits, so a record can appear after one with a larger id
+/// was linked. The chainer must still link it (a chainer that resumed after
+/// the largest id it linked would leave it out of the chain for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_commits_late_is_still_chained() {
+    let host = host(4).await;
+    let tenant = tenant(&owner()).await;
+    let record = |invocation_id| audit::AttemptAudit {
+        tenant,
+        invocation_id,
+        attempt: 1,
+        executor: "late",
+        version: "0",
+        outcome: "committed",
+        duration_us: 1,
+        calls: &[],
+    };
+    let (late, early) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let mut slow = host.pool().begin().await.unwrap();
+    sqlx::raw_sql(&audit::append_sql(&record(late)))
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    audit::append(host.pool(), &record(early)).await.unwrap();
+    audit::chain_pending(host.pool()).await.unwrap();
+    audit::chain_pending(host.pool()).await.unwrap();
+    slow.commit().await.unwrap();
+    audit::chain_pending(host.pool()).await.unwrap();
+
+    let verification = audit::verify(host.pool(), Some(tenant), &[]).await.unwrap();
+    assert_eq!(
+        (verification.records, verification.unchained),
+        (2, 0),
+        "both records are linked"
+    );
+    assert!(verification.broken.is_empty(), "{:?}", verification.broken);
+    let chained: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT r.invocation_id FROM audit_links l JOIN audit_records r ON r.id = l.record_id \
+         WHERE l.tenant_id = $1 ORDER BY l.chain_seq",
+    )
+    .bind(tenant.0)
+    .fetch_all(&owner())
+    .await
+    .unwrap();
+    assert_eq!(
+        chained,
+        [early, late],
+        "linked in the order they became visible"
     );
 }
 
@@ -350,7 +480,8 @@ async fn a_checkpoint_catches_what_the_chain_alone_cannot() {
     assert_eq!(checkpoint[0].seq, 6);
     // Truncating the newest records leaves a chain that is valid on its own.
     tamper(
-        "DELETE FROM audit_records WHERE tenant_id = $TENANT AND chain_seq >= 5",
+        "WITH gone AS (DELETE FROM audit_links WHERE tenant_id = $TENANT AND chain_seq >= 5 RETURNING record_id) \
+         DELETE FROM audit_records WHERE id IN (SELECT record_id FROM gone)",
         tenant,
     )
     .await;

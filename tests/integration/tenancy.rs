@@ -295,6 +295,7 @@ async fn row_level_security_is_in_force_for_every_catalog_table() {
         .collect();
     let bookkeeping = [
         "api_keys",
+        "audit_links",
         "audit_records",
         "executor_versions",
         "executors",
@@ -311,6 +312,9 @@ async fn row_level_security_is_in_force_for_every_catalog_table() {
         "UPDATE audit_records SET outcome = 'committed'",
         "DELETE FROM audit_records",
         "TRUNCATE audit_records",
+        "UPDATE audit_links SET chain_seq = 1",
+        "DELETE FROM audit_links",
+        "TRUNCATE audit_links",
     ] {
         let error = sqlx::query(statement)
             .execute(host.pool())

@@ -6,7 +6,9 @@
 //! itself is not stored. Everything else (ids, times, statuses, lock keys) is
 //! kept as given.
 
-use serde_json::{json, Value as Json};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::bindings::{CallError, Condition, Field, Operator, Value};
@@ -18,8 +20,10 @@ pub struct AuditCall {
     /// `lock`, `query`, `insert`, `update` or `delete`.
     pub capability: &'static str,
     pub table: Option<String>,
-    /// Conditions, values or key, with personal values redacted.
-    pub detail: Json,
+    /// Conditions, values or key, with personal values redacted, as JSON
+    /// text: serialized once, straight from the call's own arguments, since
+    /// this is built on every call of every audited attempt.
+    pub detail: Box<RawValue>,
     /// Rows returned or affected.
     pub rows: i64,
     /// `ok`, `denied`, `error:<kind>` or `aborted` (the attempt was doomed).
@@ -28,6 +32,78 @@ pub struct AuditCall {
     pub lock_wait_us: i64,
     pub duration_us: i64,
     pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The detail of a call whose detail was not kept (auditing off).
+pub fn no_detail() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+fn detail(value: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("audit detail serializes")
+}
+
+/// `lock`: `{"key": ...}`.
+pub fn lock_detail(key: &str) -> Box<RawValue> {
+    #[derive(serde::Serialize)]
+    struct Lock<'a> {
+        key: &'a str,
+    }
+    detail(&Lock { key })
+}
+
+/// `query`: `{"conditions": [...], "limit": ...}`.
+pub fn query_detail(table: &str, conditions: &[Condition], limit: Option<u32>) -> Box<RawValue> {
+    #[derive(serde::Serialize)]
+    struct Query<'a> {
+        conditions: Conditions<'a>,
+        limit: Option<u32>,
+    }
+    detail(&Query {
+        conditions: Conditions { table, conditions },
+        limit,
+    })
+}
+
+/// `insert`: `{"values": {...}}`.
+pub fn insert_detail(table: &str, values: &[Field]) -> Box<RawValue> {
+    #[derive(serde::Serialize)]
+    struct Insert<'a> {
+        values: Fields<'a>,
+    }
+    detail(&Insert {
+        values: Fields {
+            table,
+            fields: values,
+        },
+    })
+}
+
+/// `update`: `{"conditions": [...], "changes": {...}}`.
+pub fn update_detail(table: &str, conditions: &[Condition], changes: &[Field]) -> Box<RawValue> {
+    #[derive(serde::Serialize)]
+    struct Update<'a> {
+        conditions: Conditions<'a>,
+        changes: Fields<'a>,
+    }
+    detail(&Update {
+        conditions: Conditions { table, conditions },
+        changes: Fields {
+            table,
+            fields: changes,
+        },
+    })
+}
+
+/// `delete`: `{"conditions": [...]}`.
+pub fn delete_detail(table: &str, conditions: &[Condition]) -> Box<RawValue> {
+    #[derive(serde::Serialize)]
+    struct Delete<'a> {
+        conditions: Conditions<'a>,
+    }
+    detail(&Delete {
+        conditions: Conditions { table, conditions },
+    })
 }
 
 pub fn error_kind(error: &CallError) -> &'static str {
@@ -58,43 +134,109 @@ fn is_personal(table: &str, column: &str) -> bool {
         .is_some_and(|c| c.personal)
 }
 
-fn redacted(table: &str, column: &str, value: &Value) -> Json {
-    let json = sql::value_to_json(value);
-    if is_personal(table, column) && !json.is_null() {
-        let digest = hex::encode(Sha256::digest(json.to_string().as_bytes()));
-        Json::String(format!("sha256:{}", &digest[..16]))
-    } else {
-        json
+/// One value as the audit shows it: as its JSON form, or for a personal
+/// column its digest.
+struct Redacted<'a> {
+    personal: bool,
+    value: &'a Value,
+}
+
+impl Serialize for Redacted<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            // Null (or a value with no JSON form) stays null even in a
+            // personal column: it says nothing.
+            Value::Null => s.serialize_unit(),
+            _ if self.personal => match sql::value_to_json(self.value) {
+                Json::Null => s.serialize_unit(),
+                json => {
+                    let digest = hex::encode(Sha256::digest(json.to_string().as_bytes()));
+                    s.serialize_str(&format!("sha256:{}", &digest[..16]))
+                }
+            },
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Integer(i) => s.serialize_i64(*i),
+            Value::Float(f) => Json::from(*f).serialize(s),
+            Value::Text(t) | Value::Uuid(t) => s.serialize_str(t),
+            Value::Timestamp(_) | Value::Json(_) => sql::value_to_json(self.value).serialize(s),
+        }
     }
 }
 
-/// Conditions as JSON, personal values redacted.
-pub fn conditions(table: &str, conditions: &[Condition]) -> Json {
-    conditions
-        .iter()
-        .map(|c| {
-            let value = |v: &Value| redacted(table, &c.column, v);
-            let (op, operand) = match &c.op {
-                Operator::Eq(v) => ("eq", value(v)),
-                Operator::Ne(v) => ("ne", value(v)),
-                Operator::Lt(v) => ("lt", value(v)),
-                Operator::Le(v) => ("le", value(v)),
-                Operator::Gt(v) => ("gt", value(v)),
-                Operator::Ge(v) => ("ge", value(v)),
-                Operator::In(vs) => ("in", Json::Array(vs.iter().map(value).collect())),
-                Operator::IsNull => ("is-null", Json::Null),
-                Operator::IsNotNull => ("is-not-null", Json::Null),
-            };
-            json!({ "column": c.column, "op": op, "value": operand })
-        })
-        .collect()
+/// Conditions as a JSON array, personal values redacted.
+struct Conditions<'a> {
+    table: &'a str,
+    conditions: &'a [Condition],
 }
 
-/// Written fields as a JSON object, personal values redacted.
-pub fn fields(table: &str, fields: &[Field]) -> Json {
-    fields
-        .iter()
-        .map(|f| (f.column.clone(), redacted(table, &f.column, &f.value)))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+impl Serialize for Conditions<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.conditions.len()))?;
+        for c in self.conditions {
+            let personal = is_personal(self.table, &c.column);
+            let value = |value| Redacted { personal, value };
+            let (op, operand): (&str, Option<Operand>) = match &c.op {
+                Operator::Eq(v) => ("eq", Some(Operand::One(value(v)))),
+                Operator::Ne(v) => ("ne", Some(Operand::One(value(v)))),
+                Operator::Lt(v) => ("lt", Some(Operand::One(value(v)))),
+                Operator::Le(v) => ("le", Some(Operand::One(value(v)))),
+                Operator::Gt(v) => ("gt", Some(Operand::One(value(v)))),
+                Operator::Ge(v) => ("ge", Some(Operand::One(value(v)))),
+                Operator::In(vs) => ("in", Some(Operand::Many(personal, vs))),
+                Operator::IsNull => ("is-null", None),
+                Operator::IsNotNull => ("is-not-null", None),
+            };
+            seq.serialize_element(&ConditionEntry {
+                column: &c.column,
+                op,
+                value: operand,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ConditionEntry<'a> {
+    column: &'a str,
+    op: &'a str,
+    value: Option<Operand<'a>>,
+}
+
+enum Operand<'a> {
+    One(Redacted<'a>),
+    Many(bool, &'a [Value]),
+}
+
+impl Serialize for Operand<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Operand::One(value) => value.serialize(s),
+            Operand::Many(personal, values) => s.collect_seq(values.iter().map(|value| Redacted {
+                personal: *personal,
+                value,
+            })),
+        }
+    }
+}
+
+/// Written fields as a JSON object (in the order given), personal values
+/// redacted.
+struct Fields<'a> {
+    table: &'a str,
+    fields: &'a [Field],
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        for f in self.fields {
+            let value = Redacted {
+                personal: is_personal(self.table, &f.column),
+                value: &f.value,
+            };
+            map.serialize_entry(&f.column, &value)?;
+        }
+        map.end()
+    }
 }

@@ -281,7 +281,9 @@ impl Host {
         let mut run = InvocationRun {
             identity: InvocationIdentity {
                 tenant,
-                id: uuid::Uuid::new_v4(),
+                // Time-ordered: audit records are indexed by invocation, and
+                // ids that grow append to that index instead of scattering.
+                id: uuid::Uuid::now_v7(),
                 now_micros: chrono::Utc::now().timestamp_micros(),
             },
             executor: executor.name.to_string(),

@@ -280,7 +280,7 @@ impl InvocationTransaction {
         &mut self,
         capability: &'static str,
         table: Option<&str>,
-        detail: impl FnOnce() -> serde_json::Value,
+        detail: impl FnOnce() -> Box<serde_json::value::RawValue>,
         started: Instant,
         result: &Result<T, CapabilityError>,
         rows: impl FnOnce(&T) -> i64,
@@ -291,7 +291,7 @@ impl InvocationTransaction {
         let detail = if self.audit_details {
             detail()
         } else {
-            serde_json::Value::Null
+            audit::no_detail()
         };
         let (outcome, error, rows) = match result {
             Ok(value) => ("ok".to_owned(), None, rows(value)),
@@ -327,7 +327,7 @@ impl InvocationTransaction {
         self.audited(
             "lock",
             None,
-            || serde_json::json!({ "key": key }),
+            || audit::lock_detail(key),
             started,
             &result,
             |_| 0,
@@ -349,7 +349,7 @@ impl InvocationTransaction {
             self.charge_rows(false, rows.len() as u64)?;
             Ok(rows)
         });
-        let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions), "limit": limit });
+        let detail = || audit::query_detail(table, conditions, limit);
         self.audited("query", Some(table), detail, started, &result, |rows| {
             rows.len() as i64
         });
@@ -364,7 +364,7 @@ impl InvocationTransaction {
             self.charge_rows(true, 1)?;
             Ok(row)
         });
-        let detail = || serde_json::json!({ "values": audit::fields(table, values) });
+        let detail = || audit::insert_detail(table, values);
         self.audited("insert", Some(table), detail, started, &result, |_| 1);
         result
     }
@@ -382,12 +382,7 @@ impl InvocationTransaction {
             self.charge_rows(true, n)?;
             Ok(n)
         });
-        let detail = || {
-            serde_json::json!({
-                "conditions": audit::conditions(table, conditions),
-                "changes": audit::fields(table, changes),
-            })
-        };
+        let detail = || audit::update_detail(table, conditions, changes);
         self.audited("update", Some(table), detail, started, &result, |n| {
             *n as i64
         });
@@ -406,7 +401,7 @@ impl InvocationTransaction {
             self.charge_rows(true, n)?;
             Ok(n)
         });
-        let detail = || serde_json::json!({ "conditions": audit::conditions(table, conditions) });
+        let detail = || audit::delete_detail(table, conditions);
         self.audited("delete", Some(table), detail, started, &result, |n| {
             *n as i64
         });
