@@ -125,6 +125,10 @@ pub struct InvocationTransaction {
     begun: bool,
     /// A statement was interrupted midway: the connection cannot be reused.
     in_flight: bool,
+    /// The last write's savepoint is still open: released at the start of
+    /// the next write's round trip (or by COMMIT/ROLLBACK) rather than in a
+    /// round trip of its own.
+    savepoint_open: bool,
     held: HashSet<String>,
     session_locks: bool,
     doom: Option<Doom>,
@@ -194,6 +198,7 @@ impl InvocationTransaction {
             plan,
             begun: false,
             in_flight: false,
+            savepoint_open: false,
             held: HashSet::new(),
             session_locks: false,
             doom: None,
@@ -826,7 +831,13 @@ impl InvocationTransaction {
         exclusion_keys: BTreeSet<String>,
         write: Write,
     ) -> Result<Written, CapabilityError> {
-        let mut setup = String::from("SAVEPOINT capability_write");
+        // At most one savepoint stays open: nesting one per write would grow
+        // the subtransactions every later snapshot has to look through.
+        let mut setup = if std::mem::take(&mut self.savepoint_open) {
+            String::from("RELEASE SAVEPOINT capability_write; SAVEPOINT capability_write")
+        } else {
+            String::from("SAVEPOINT capability_write")
+        };
         for key in &exclusion_keys {
             let id = advisory_lock_id("exclusion", self.tenant, &format!("{}:{key}", table.name));
             setup.push_str(&format!("; SELECT pg_advisory_xact_lock({id})"));
@@ -848,9 +859,7 @@ impl InvocationTransaction {
         };
         match outcome {
             Ok(value) => {
-                self.raw("RELEASE SAVEPOINT capability_write".into())
-                    .await
-                    .map_err(|e| self.statement_failed(e))?;
+                self.savepoint_open = true;
                 Ok(value)
             }
             Err(error) => {
@@ -872,6 +881,8 @@ impl InvocationTransaction {
                 self.raw("ROLLBACK TO SAVEPOINT capability_write".into())
                     .await
                     .map_err(|e| self.statement_failed(e))?;
+                // ROLLBACK TO keeps the savepoint itself.
+                self.savepoint_open = true;
                 Err(call_error.into())
             }
         }
@@ -942,6 +953,7 @@ impl InvocationTransaction {
                 });
             }
             self.begun = false;
+            self.savepoint_open = false;
         }
         self.release_session_locks().await;
         Ok(())
@@ -991,6 +1003,7 @@ impl InvocationTransaction {
                 Err(_) => {}
             }
             self.begun = false;
+            self.savepoint_open = false;
         }
         self.release_session_locks().await;
         written
