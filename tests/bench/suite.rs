@@ -1016,7 +1016,7 @@ pub async fn sandbox_only() {
 /// Where one invocation's time goes, from the host's own histograms.
 pub async fn phases() {
     for test_before_acquire in [true, false, true, false] {
-        let pool = sqlx::postgres::PgPoolOptions::new()
+        let pool = bookhost::db::pool_options()
             .max_connections(4)
             .test_before_acquire(test_before_acquire)
             .connect_with(bookhost::db::app_options(&bookhost_tests::database()))

@@ -414,6 +414,41 @@ async fn a_record_stores_any_text_verbatim() {
     }
 }
 
+/// A host on a pool that did not prepare the audit's append cannot commit:
+/// the attempt ends as a host failure that says what to fix, nothing it
+/// wrote stays, and its record is still appended (on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_without_the_prepared_append_fails_clearly_and_writes_nothing() {
+    let plain = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(bookhost::db::app_options(&database()))
+        .await
+        .unwrap();
+    let host = Host::new(plain, executors(), Default::default());
+    let tenant = tenant(&owner()).await;
+    let report = invoke(
+        &host,
+        tenant,
+        "create-service",
+        json!({"name": "unprepared", "duration_minutes": 30}),
+    )
+    .await;
+    match &report.outcome {
+        InvocationOutcome::HostFailure { message } => {
+            assert!(message.contains("pool_options"), "{message}")
+        }
+        other => panic!("expected a host failure, got {other:?}"),
+    }
+    let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_one(&owner())
+        .await
+        .unwrap();
+    assert_eq!(services, 0);
+    let records = records_of(&host, tenant, report.invocation_id).await;
+    assert_eq!(summary(&records), [triple("insert", "ok", "host_failure")]);
+}
+
 /// Ids are drawn when a record is appended but become visible when its
 /// transaction commits, so a record can appear after one with a larger id
 /// was linked. The chainer must still link it (a chainer that resumed after

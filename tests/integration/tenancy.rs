@@ -217,7 +217,7 @@ async fn with_both_walls_down_the_probes_reach_foreign_rows() {
         .unwrap();
     let options = database().database(&name);
     bookhost::db::migrate(options.clone()).await.unwrap();
-    let db = sqlx::postgres::PgPoolOptions::new()
+    let db = bookhost::db::pool_options()
         .max_connections(4)
         .connect_with(options)
         .await

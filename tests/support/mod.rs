@@ -98,7 +98,7 @@ fn remove_stale_clusters() {
 /// A pool on the test database as the host's role (`bookhost_app`: owns no
 /// table, cannot bypass row-level security), for the current test's runtime.
 pub async fn pool(max_connections: u32) -> PgPool {
-    PgPoolOptions::new()
+    bookhost::db::pool_options()
         .max_connections(max_connections)
         .connect_with(bookhost::db::app_options(&database()))
         .await
@@ -115,7 +115,7 @@ pub fn owner() -> PgPool {
 /// Like [`owner`], with room for `max_connections` (a host running as the
 /// owner, which bypasses row-level security).
 pub fn owner_with(max_connections: u32) -> PgPool {
-    PgPoolOptions::new()
+    bookhost::db::pool_options()
         .max_connections(max_connections)
         .connect_lazy_with(database())
 }

@@ -39,44 +39,76 @@ pub struct AttemptAudit<'a> {
     pub calls: &'a [AuditCall],
 }
 
-/// Append one attempt's record: its outcome and every call it made.
+/// The INSERT of one record, with its values as parameters.
+macro_rules! append_insert {
+    () => {
+        "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, outcome, \
+         calls, lock_wait_us, duration_us, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10)"
+    };
+}
+
+/// The name under which every pooled connection has [`append_insert!`]
+/// prepared ([`crate::db::pool_options`] runs [`PREPARE_APPEND`] on connect).
+pub const APPEND_STATEMENT: &str = "bookhost_audit_append";
+
+/// Prepares the append on a connection, once, when it connects.
+pub const PREPARE_APPEND: &str = concat!(
+    "PREPARE bookhost_audit_append (uuid, uuid, integer, text, text, text, json, bigint, bigint, \
+     timestamptz) AS ",
+    append_insert!()
+);
+
+/// Append one attempt's record on its own: its outcome and every call it
+/// made. (The bound INSERT itself, so this works on any connection.)
 pub async fn append(pool: &PgPool, attempt: &AttemptAudit<'_>) -> anyhow::Result<()> {
-    sqlx::raw_sql(&append_sql(attempt)).execute(pool).await?;
+    sqlx::query(append_insert!())
+        .bind(attempt.tenant.0)
+        .bind(attempt.invocation_id)
+        .bind(attempt.attempt as i32)
+        .bind(attempt.executor)
+        .bind(attempt.version)
+        .bind(attempt.outcome)
+        .bind(serde_json::to_string(attempt.calls).expect("audit calls serialize"))
+        .bind(lock_wait_us(attempt))
+        .bind(attempt.duration_us)
+        .bind(chrono::Utc::now())
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
-/// The INSERT that appends one attempt's record, as literal SQL, to send in
-/// one round trip with the attempt's COMMIT or ROLLBACK (which is why it
-/// cannot take bind parameters). Rendered by hand, not by sea-query: this is
-/// on every invocation's path, and text values go in dollar quotes, which
-/// need no escaping here and no unescaping in PostgreSQL's lexer (an
-/// escaped 1.5 kB string literal cost both sides measurably).
+fn lock_wait_us(attempt: &AttemptAudit<'_>) -> i64 {
+    attempt.calls.iter().map(|c| c.lock_wait_us).sum()
+}
+
+/// The same append as literal SQL, to send in one round trip with the
+/// attempt's COMMIT or ROLLBACK (which is why it cannot take bind
+/// parameters): `EXECUTE` of the statement each connection prepared, so
+/// PostgreSQL does not analyse and plan the INSERT again on every attempt,
+/// with the text values in dollar quotes, which need no escaping here and no
+/// unescaping in PostgreSQL's lexer. Both measured: see docs/BENCHMARKS.md.
 pub fn append_sql(attempt: &AttemptAudit<'_>) -> String {
     use std::fmt::Write;
     // Straight to text (no intermediate JSON tree), stored as `json`: see
     // migration 0004 for why not `jsonb`.
     let calls = serde_json::to_string(attempt.calls).expect("audit calls serialize");
-    let lock_wait_us: i64 = attempt.calls.iter().map(|c| c.lock_wait_us).sum();
-    let mut sql = String::with_capacity(calls.len() + 400);
-    sql.push_str(
-        "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, outcome, \
-         calls, lock_wait_us, duration_us, recorded_at) VALUES (",
-    );
+    let mut sql = String::with_capacity(calls.len() + 300);
     // Uuids, integers and the timestamp render as plain digits, hex and dashes.
     write!(
         sql,
-        "'{}', '{}', {}, ",
+        "EXECUTE {APPEND_STATEMENT}('{}', '{}', {}, ",
         attempt.tenant.0, attempt.invocation_id, attempt.attempt
     )
     .expect("writing to a String");
-    for text in [attempt.executor, attempt.version, attempt.outcome] {
+    for text in [attempt.executor, attempt.version, attempt.outcome, &calls] {
         push_dollar_quoted(&mut sql, text);
         sql.push_str(", ");
     }
-    push_dollar_quoted(&mut sql, &calls);
     write!(
         sql,
-        "::json, {lock_wait_us}, {}, '{}')",
+        "{}, {}, '{}')",
+        lock_wait_us(attempt),
         attempt.duration_us,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     )

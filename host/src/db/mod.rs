@@ -48,6 +48,18 @@ pub fn app_options(owner: &PgConnectOptions) -> PgConnectOptions {
     owner.clone().username(APP_ROLE)
 }
 
+/// Options for every pool a [`crate::Host`] runs invocations on: each
+/// connection prepares the audit's append when it connects (attempts
+/// `EXECUTE` it in their COMMIT's round trip; see [`audit::append_sql`]).
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().after_connect(|conn, _| {
+        Box::pin(async move {
+            sqlx::Executor::execute(conn, audit::PREPARE_APPEND).await?;
+            Ok(())
+        })
+    })
+}
+
 /// Apply the migrations over one connection as `owner`.
 pub async fn migrate(owner: PgConnectOptions) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
@@ -69,7 +81,7 @@ pub async fn connect_with(
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
     migrate(owner).await?;
-    let pool = PgPoolOptions::new()
+    let pool = pool_options()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(30))
         .connect_with(app)

@@ -949,6 +949,12 @@ impl InvocationTransaction {
                     DbFailure::Retry(reason) if self.settings.replay_conflicts => {
                         CommitError::Retry(reason)
                     }
+                    _ if crate::db::errors::sqlstate(&error).as_deref() == Some("26000") => {
+                        CommitError::Fatal(format!(
+                            "recording the audit failed ({error}): the host's pool must come \
+                             from bookhost::db::pool_options(), which prepares the audit's append"
+                        ))
+                    }
                     _ => CommitError::Fatal(format!("COMMIT failed: {error}")),
                 });
             }
