@@ -246,6 +246,15 @@ async fn tamper(sql: &str, tenant: TenantId) {
         .unwrap();
 }
 
+/// Tamper with `sql`, then verify: the first broken link, which must exist
+/// (`what` names the tampering in the failure message).
+async fn broken_by(host: &Host, tenant: TenantId, sql: &str, what: &str) -> audit::BrokenLink {
+    tamper(sql, tenant).await;
+    first_break(host, tenant, &[])
+        .await
+        .unwrap_or_else(|| panic!("{what} is not detected"))
+}
+
 async fn first_break(
     host: &Host,
     tenant: TenantId,
@@ -264,15 +273,14 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
 
     let updated = chained_tenant(&host, 6).await;
     let target = id_at(updated, 3).await;
-    tamper(
+    let broken = broken_by(
+        &host,
+        updated,
         "UPDATE audit_records SET lock_wait_us = 99 WHERE id = \
          (SELECT record_id FROM audit_links WHERE tenant_id = $TENANT AND chain_seq = 3)",
-        updated,
+        "an UPDATE",
     )
     .await;
-    let broken = first_break(&host, updated, &[])
-        .await
-        .expect("an UPDATE is detected");
     assert_eq!(
         (broken.seq, broken.record_id),
         (3, Some(target)),
@@ -282,15 +290,14 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
 
     let deleted = chained_tenant(&host, 6).await;
     let successor = id_at(deleted, 4).await;
-    tamper(
+    let broken = broken_by(
+        &host,
+        deleted,
         "WITH gone AS (DELETE FROM audit_links WHERE tenant_id = $TENANT AND chain_seq = 3 RETURNING record_id) \
          DELETE FROM audit_records WHERE id IN (SELECT record_id FROM gone)",
-        deleted,
+        "a DELETE",
     )
     .await;
-    let broken = first_break(&host, deleted, &[])
-        .await
-        .expect("a DELETE is detected");
     assert_eq!(
         (broken.seq, broken.record_id),
         (3, Some(successor)),
@@ -326,15 +333,14 @@ async fn verify_names_the_record_after_each_kind_of_tampering() {
 
     let swapped = chained_tenant(&host, 6).await;
     let (second, third) = (id_at(swapped, 2).await, id_at(swapped, 3).await);
-    tamper(
+    let broken = broken_by(
+        &host,
+        swapped,
         "UPDATE audit_links SET chain_seq = CASE chain_seq WHEN 2 THEN 3 ELSE 2 END \
          WHERE tenant_id = $TENANT AND chain_seq IN (2, 3)",
-        swapped,
+        "a swap",
     )
     .await;
-    let broken = first_break(&host, swapped, &[])
-        .await
-        .expect("a swap is detected");
     assert_eq!(
         (broken.seq, broken.record_id),
         (2, Some(third)),
@@ -347,15 +353,14 @@ async fn a_link_whose_record_was_deleted_is_named() {
     let host = host(4).await;
     let tenant = chained_tenant(&host, 4).await;
     let target = id_at(tenant, 2).await;
-    tamper(
+    let broken = broken_by(
+        &host,
+        tenant,
         "DELETE FROM audit_records WHERE id = \
          (SELECT record_id FROM audit_links WHERE tenant_id = $TENANT AND chain_seq = 2)",
-        tenant,
+        "a record deleted behind its link",
     )
     .await;
-    let broken = first_break(&host, tenant, &[])
-        .await
-        .expect("a record deleted behind its link is detected");
     assert_eq!((broken.seq, broken.record_id), (2, Some(target)));
     assert!(broken.reason.contains("gone"), "{broken:?}");
 }
