@@ -695,3 +695,91 @@ async fn the_operators_policy_decides_grants_and_approval_unlocks_them() {
     assert_eq!(view["attempts"][0]["calls"][0]["capability"], "lock");
     assert_eq!(view["attempts"][0]["calls"][0]["outcome"], "denied");
 }
+
+/// A database chained before migration 0006 (chain fields on the records)
+/// still verifies after it: the migration moves the links, and the hash of a
+/// record is computed exactly as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_made_before_the_links_table_still_verify() {
+    let name = format!("upgrade_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&owner())
+        .await
+        .unwrap();
+    let options = database().database(&name);
+    let before_links = sqlx::migrate::Migrator {
+        migrations: bookhost::db::MIGRATOR
+            .migrations
+            .iter()
+            .filter(|m| m.version < 20261123000006)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    before_links.run(&db).await.unwrap();
+    let tenant = bookhost::db::create_tenant(&db, "upgraded").await.unwrap();
+    for attempt in 1..=4 {
+        sqlx::query(
+            "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, \
+             outcome, calls, lock_wait_us, duration_us, recorded_at) \
+             VALUES ($1, $2, $3, 'old', 'v0', 'committed', \
+             '[{\"capability\": \"insert\", \"table\": \"services\", \"rows\": 1}]', 0, 7, now())",
+        )
+        .bind(tenant.0)
+        .bind(uuid::Uuid::new_v4())
+        .bind(attempt)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    // Chain the first three the way the chainer did before 0006.
+    let old: Vec<AuditRecord> = sqlx::query_as(
+        "SELECT id, tenant_id, invocation_id, attempt, executor, version, outcome, calls, \
+         lock_wait_us, duration_us, recorded_at, chain_seq, hash, prev_hash \
+         FROM audit_records ORDER BY id LIMIT 3",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let mut prev = vec![0u8; 32];
+    for (seq, record) in (1..).zip(&old) {
+        let hash = audit::record_hash(record, seq, &prev);
+        sqlx::query(
+            "UPDATE audit_records SET chain_seq = $1, prev_hash = $2, hash = $3 WHERE id = $4",
+        )
+        .bind(seq)
+        .bind(&prev)
+        .bind(&hash)
+        .bind(record.id)
+        .execute(&db)
+        .await
+        .unwrap();
+        prev = hash;
+    }
+    bookhost::db::MIGRATOR.run(&db).await.unwrap();
+    db.close().await;
+
+    let db = bookhost::db::pool_options()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let verification = audit::verify(&db, Some(tenant), &[]).await.unwrap();
+    assert_eq!((verification.records, verification.unchained), (3, 1));
+    assert!(verification.broken.is_empty(), "{:?}", verification.broken);
+    audit::chain_pending(&db).await.unwrap();
+    let verification = audit::verify(&db, Some(tenant), &[]).await.unwrap();
+    assert_eq!((verification.records, verification.unchained), (4, 0));
+    assert!(verification.broken.is_empty(), "{:?}", verification.broken);
+    db.close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&owner())
+        .await
+        .unwrap();
+}
