@@ -230,3 +230,24 @@ async fn an_oversized_input_is_refused_before_running() {
     );
     assert_eq!(services_of(&owner(), tenant).await, 0);
 }
+
+/// Executors run on a 64 KiB shadow stack (plugins/.cargo/config.toml). The
+/// deepest input the host lets through (JSON nested 127 levels: serde_json's
+/// own limit is 128) still fits: the executor answers its usual bad-input
+/// error, nothing is written, and the same executor works right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deepest_input_fits_the_executors_stack() {
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let nested = format!("{}{}", "[".repeat(126), "]".repeat(126));
+    let input = format!(r#"{{"name": {nested}, "duration_minutes": 30}}"#);
+    let report = host.invoke(tenant, "create-service", &input).await.unwrap();
+    assert!(
+        matches!(report.outcome, InvocationOutcome::UserError { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(services_of(&owner(), tenant).await, 0);
+    create_service(&host, tenant, "after-deep-input", 30).await;
+    assert_eq!(services_of(&owner(), tenant).await, 1);
+}
