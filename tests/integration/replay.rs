@@ -63,3 +63,44 @@ async fn replays_are_invisible_and_counted() {
         "32 concurrent read-modify-writes of one row should have needed replays"
     );
 }
+
+/// Pools hand out connections without pinging them first. An attempt that
+/// finds its connection closed by the server (here: terminated between two
+/// invocations) is replayed on a fresh one before anything ran: the
+/// invocation succeeds, once, and reports the replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_by_the_server_is_replaced_by_a_replay() {
+    let host = host(1).await;
+    let tenant = tenant(&owner()).await;
+    create_service(&host, tenant, "before", 30).await;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(host.pool())
+        .await
+        .unwrap();
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&owner())
+        .await
+        .unwrap();
+    assert!(terminated);
+
+    let report = invoke(
+        &host,
+        tenant,
+        "create-service",
+        json!({"name": "after", "duration_minutes": 30}),
+    )
+    .await;
+    ok_output(&report);
+    assert_eq!(report.attempts, 2, "{:?}", report.replays);
+    assert_eq!(
+        report.replays,
+        [bookhost::db::errors::RetryReason::ConnectionLost]
+    );
+    let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_one(&owner())
+        .await
+        .unwrap();
+    assert_eq!(services, 2);
+}

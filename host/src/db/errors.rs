@@ -26,6 +26,9 @@ pub enum RetryReason {
     Deadlock,
     /// A `lock` call found its key taken; the replay waits for the key first.
     LockContended,
+    /// The pooled connection was found dead when the attempt began (before
+    /// anything ran on it): the replay takes another.
+    ConnectionLost,
 }
 
 impl std::fmt::Display for RetryReason {
@@ -34,6 +37,7 @@ impl std::fmt::Display for RetryReason {
             RetryReason::SerializationFailure => "serialization failure",
             RetryReason::Deadlock => "deadlock",
             RetryReason::LockContended => "lock contended",
+            RetryReason::ConnectionLost => "connection lost",
         })
     }
 }

@@ -50,14 +50,19 @@ pub fn app_options(owner: &PgConnectOptions) -> PgConnectOptions {
 
 /// Options for every pool a [`crate::Host`] runs invocations on: each
 /// connection prepares the audit's append when it connects (attempts
-/// `EXECUTE` it in their COMMIT's round trip; see [`audit::append_sql`]).
+/// `EXECUTE` it in their COMMIT's round trip; see [`audit::append_sql`]),
+/// and connections are handed out without sqlx's ping first: a round trip
+/// per invocation, for the rare connection the server closed meanwhile,
+/// which an attempt finds at its BEGIN and replays on another.
 pub fn pool_options() -> PgPoolOptions {
-    PgPoolOptions::new().after_connect(|conn, _| {
-        Box::pin(async move {
-            sqlx::Executor::execute(conn, audit::PREPARE_APPEND).await?;
-            Ok(())
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, audit::PREPARE_APPEND).await?;
+                Ok(())
+            })
         })
-    })
 }
 
 /// Apply the migrations over one connection as `owner`.

@@ -601,7 +601,22 @@ impl InvocationTransaction {
             self.settings.idle_in_transaction_timeout.as_millis(),
             crate::db::set_tenant_sql(self.tenant),
         );
-        self.raw(sql).await.map_err(|e| self.statement_failed(e))?;
+        if let Err(error) = self.raw(sql).await {
+            // Pools skip sqlx's ping before handing out a connection (a round
+            // trip per invocation; db::pool_options), so a connection the
+            // server closed since is found here. Nothing has run on it in
+            // this attempt (no lock taken, no statement), so replaying on
+            // another connection is safe.
+            let unused = !self.session_locks && self.held.is_empty();
+            if unused && !matches!(error, sqlx::Error::Database(_)) {
+                self.discard_connection();
+                return Err(self.abort(Doom::Retry {
+                    reason: RetryReason::ConnectionLost,
+                    contended_key: None,
+                }));
+            }
+            return Err(self.statement_failed(error));
+        }
         self.begun = true;
         Ok(())
     }
