@@ -87,11 +87,7 @@ async fn a_call_outside_the_grant_is_refused_and_audited() {
         calls(&records)[0].3["error"],
         "missing grant insert:services"
     );
-    let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(&owner())
-        .await
-        .unwrap();
+    let services = services_of(tenant).await;
     assert_eq!(services, 0);
 }
 
@@ -444,11 +440,7 @@ async fn a_pool_without_the_prepared_append_fails_clearly_and_writes_nothing() {
         }
         other => panic!("expected a host failure, got {other:?}"),
     }
-    let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(&owner())
-        .await
-        .unwrap();
+    let services = services_of(tenant).await;
     assert_eq!(services, 0);
     let records = records_of(&host, tenant, report.invocation_id).await;
     assert_eq!(summary(&records), [triple("insert", "ok", "host_failure")]);

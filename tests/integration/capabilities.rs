@@ -109,11 +109,7 @@ async fn insert_query_update_delete_round_trip() {
         1
     );
     tx.commit().await.unwrap();
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(&owner())
-        .await
-        .unwrap();
+    let left = services_of(tenant).await;
     assert_eq!(left, 0);
 }
 

@@ -4,17 +4,9 @@
 use std::time::Duration;
 
 use bookhost::capabilities::transaction::advisory_lock_id;
-use bookhost::{HostSettings, InvocationOutcome, TenantId};
+use bookhost::{HostSettings, InvocationOutcome};
 use bookhost_tests::*;
 use serde_json::json;
-
-async fn services_of(pool: &sqlx::PgPool, tenant: TenantId) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
 
 /// Run the fixture in `mode` on a fresh tenant; check nothing was written and
 /// that a normal invocation succeeds right after. Returns the outcome.
@@ -22,15 +14,10 @@ async fn hostile(settings: HostSettings, input: serde_json::Value) -> Invocation
     let host = host_with(settings, 4).await;
     let tenant = tenant(&owner()).await;
     let report = invoke(&host, tenant, "fixture-hostile", input).await;
-    assert_eq!(
-        services_of(&owner(), tenant).await,
-        0,
-        "{:?}",
-        report.outcome
-    );
+    assert_eq!(services_of(tenant).await, 0, "{:?}", report.outcome);
     let id = create_service(&host, tenant, "after-the-attack", 30).await;
     assert_eq!(id.len(), 36);
-    assert_eq!(services_of(&owner(), tenant).await, 1);
+    assert_eq!(services_of(tenant).await, 1);
     report.outcome
 }
 
@@ -157,7 +144,7 @@ async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
         again.outcome,
         InvocationOutcome::Timeout { timeout_ms: 300 }
     );
-    assert_eq!(services_of(&owner(), tenant).await, 0);
+    assert_eq!(services_of(tenant).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +193,7 @@ async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
         );
     }
     assert_eq!(host.in_flight(noisy), 0);
-    assert_eq!(services_of(&owner(), noisy).await, 0);
+    assert_eq!(services_of(noisy).await, 0);
     create_service(&host, noisy, "after-the-cap", 30).await;
 }
 
@@ -228,7 +215,7 @@ async fn an_oversized_input_is_refused_before_running() {
         ),
         "{refused:?}"
     );
-    assert_eq!(services_of(&owner(), tenant).await, 0);
+    assert_eq!(services_of(tenant).await, 0);
 }
 
 /// Executors run on a 64 KiB shadow stack (plugins/.cargo/config.toml). The
@@ -247,7 +234,7 @@ async fn the_deepest_input_fits_the_executors_stack() {
         "{:?}",
         report.outcome
     );
-    assert_eq!(services_of(&owner(), tenant).await, 0);
+    assert_eq!(services_of(tenant).await, 0);
     create_service(&host, tenant, "after-deep-input", 30).await;
-    assert_eq!(services_of(&owner(), tenant).await, 1);
+    assert_eq!(services_of(tenant).await, 1);
 }

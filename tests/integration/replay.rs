@@ -97,10 +97,6 @@ async fn a_connection_closed_by_the_server_is_replaced_by_a_replay() {
         report.replays,
         [bookhost::db::errors::RetryReason::ConnectionLost]
     );
-    let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(&owner())
-        .await
-        .unwrap();
+    let services = services_of(tenant).await;
     assert_eq!(services, 2);
 }

@@ -173,6 +173,15 @@ pub async fn tenant(pool: &PgPool) -> TenantId {
         .unwrap()
 }
 
+/// How many services `tenant` has (read as the owner, past row-level security).
+pub async fn services_of(tenant: TenantId) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_one(&owner())
+        .await
+        .unwrap()
+}
+
 /// Invoke and return the report; panics on an invocation that cannot start.
 pub async fn invoke(
     host: &Host,
