@@ -349,13 +349,18 @@ async fn chain_batch(pool: &PgPool) -> anyhow::Result<u64> {
             // The sequence first, then the running transactions: any
             // transaction that drew an id up to `last_id` began before
             // this second statement, so it is among them (or has ended).
+            // Only the host's role appends records, and its transactions
+            // are bounded by its timeouts; a session of another role left
+            // open (an operator's psql) must not hold the horizon back.
             let last_id: i64 = sqlx::query_scalar(
                 "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM audit_records_id_seq",
             )
             .fetch_one(&mut *tx)
             .await?;
             let transactions: Vec<String> = sqlx::query_scalar(
-                "SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' AND pid <> pg_backend_pid()",
+                "SELECT l.virtualxid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'virtualxid' AND l.pid <> pg_backend_pid() \
+                 AND a.usename = current_user",
             )
             .fetch_all(&mut *tx)
             .await?;
