@@ -465,7 +465,10 @@ async fn a_record_that_commits_late_is_still_chained() {
         calls: &[],
     };
     let (late, early) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let mut slow = host.pool().begin().await.unwrap();
+    // The slow one appends as another role than the chainer's (the owner,
+    // as an operator's tool might): the chainer must wait for it too.
+    let appender = owner();
+    let mut slow = appender.begin().await.unwrap();
     sqlx::raw_sql(&audit::append_sql(&record(late)))
         .execute(&mut *slow)
         .await

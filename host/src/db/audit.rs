@@ -349,9 +349,11 @@ async fn chain_batch(pool: &PgPool) -> anyhow::Result<u64> {
             // The sequence first, then the running transactions: any
             // transaction that drew an id up to `last_id` began before
             // this second statement, so it is among them (or has ended).
-            // Only the host's role appends records, and its transactions
-            // are bounded by its timeouts; a session of another role left
-            // open (an operator's psql) must not hold the horizon back.
+            // Only sessions whose role may append records count (the host's
+            // role, the owner): a session of a role that cannot, left open
+            // (a read-only analyst's psql), must not hold the horizon back.
+            // Not `current_user`: operators' commands chain as the owner
+            // while the host appends as its own role.
             let last_id: i64 = sqlx::query_scalar(
                 "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM audit_records_id_seq",
             )
@@ -360,7 +362,7 @@ async fn chain_batch(pool: &PgPool) -> anyhow::Result<u64> {
             let transactions: Vec<String> = sqlx::query_scalar(
                 "SELECT l.virtualxid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
                  WHERE l.locktype = 'virtualxid' AND l.pid <> pg_backend_pid() \
-                 AND a.usename = current_user",
+                 AND has_table_privilege(a.usesysid, 'audit_records', 'INSERT')",
             )
             .fetch_all(&mut *tx)
             .await?;
