@@ -137,18 +137,31 @@ struct Measured {
     database_cpu_us: f64,
 }
 
+/// 100 services of `tenant`, and 300 bookings made on them to warm up;
+/// returns the services and the next free slot.
+async fn warmed_services(host: &Host, tenant: TenantId) -> (Vec<String>, usize) {
+    let mut services = Vec::new();
+    for i in 0..100 {
+        services.push(create_service(host, tenant, &format!("bench-{i}"), 60).await);
+    }
+    throughput(host, tenant, &services, 0, 300, CLIENTS).await;
+    (services, 300)
+}
+
+/// The median of each round's ratio to the baseline round run just before
+/// it: robust against one round that other work on the machine slowed down.
+fn median_ratio(series: &[f64], baseline: &[f64]) -> f64 {
+    let mut ratios: Vec<f64> = series.iter().zip(baseline).map(|(s, b)| s / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    (ratios[(ratios.len() - 1) / 2] + ratios[ratios.len() / 2]) / 2.0
+}
+
 async fn audit_overhead() {
     let registry = executors();
     let audited = Host::new(pool(16).await, registry.clone(), HostSettings::default());
     let unaudited = Host::new(pool(16).await, registry, suite::unaudited());
     let tenant = tenant(audited.pool()).await;
-    let mut services = Vec::new();
-    for i in 0..100 {
-        services.push(create_service(&audited, tenant, &format!("bench-{i}"), 60).await);
-    }
-    let mut slot = 0;
-    throughput(&audited, tenant, &services, slot, 300, CLIENTS).await;
-    slot += 300;
+    let (services, mut slot) = warmed_services(&audited, tenant).await;
     let (mut off, mut appended, mut chained) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         off.push(throughput(&unaudited, tenant, &services, slot, ROUND, CLIENTS).await);
@@ -179,17 +192,7 @@ async fn audit_overhead() {
     let rates = |v: &[Measured]| v.iter().map(|m| m.per_second).collect::<Vec<_>>();
     let off_rates = rates(&off);
     let off_mean = mean(&off_rates);
-    // The median of each round's ratio to the unaudited run just before it:
-    // robust against one round that other work on the machine slowed down.
-    let median_ratio = |series: &[f64]| {
-        let mut ratios: Vec<f64> = series
-            .iter()
-            .zip(&off_rates)
-            .map(|(on, off)| on / off)
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        (ratios[(ratios.len() - 1) / 2] + ratios[ratios.len() / 2]) / 2.0
-    };
+    let median_ratio = |series: &[f64]| median_ratio(series, &off_rates);
     let cpu = |v: &[Measured]| {
         let host = mean(&v.iter().map(|m| m.host_cpu_us).collect::<Vec<_>>());
         let database = mean(&v.iter().map(|m| m.database_cpu_us).collect::<Vec<_>>());
@@ -244,13 +247,7 @@ async fn rls_overhead() {
         HostSettings::default(),
     );
     let tenant = tenant(&bookhost_tests::owner()).await;
-    let mut services = Vec::new();
-    for i in 0..100 {
-        services.push(create_service(&walled, tenant, &format!("bench-{i}"), 60).await);
-    }
-    let mut slot = 0;
-    throughput(&walled, tenant, &services, slot, 300, CLIENTS).await;
-    slot += 300;
+    let (services, mut slot) = warmed_services(&walled, tenant).await;
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         off.push(throughput(&bypassing, tenant, &services, slot, ROUND, CLIENTS).await);
@@ -258,13 +255,8 @@ async fn rls_overhead() {
         on.push(throughput(&walled, tenant, &services, slot, ROUND, CLIENTS).await);
         slot += ROUND;
     }
-    let mut ratios: Vec<f64> = on
-        .iter()
-        .zip(&off)
-        .map(|(on, off)| on.per_second / off.per_second)
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    let median = (ratios[(ratios.len() - 1) / 2] + ratios[ratios.len() / 2]) / 2.0;
+    let per_second = |v: &[Measured]| v.iter().map(|m| m.per_second).collect::<Vec<_>>();
+    let median = median_ratio(&per_second(&on), &per_second(&off));
     let mean =
         |v: &[Measured], f: fn(&Measured) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
     println!("### Row-level security overhead\n");

@@ -696,12 +696,7 @@ async fn the_operators_policy_decides_grants_and_approval_unlocks_them() {
 /// record is computed exactly as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chains_made_before_the_links_table_still_verify() {
-    let name = format!("upgrade_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&owner())
-        .await
-        .unwrap();
-    let options = database().database(&name);
+    let (name, options) = scratch_database("upgrade").await;
     let before_links = sqlx::migrate::Migrator {
         migrations: bookhost::db::MIGRATOR
             .migrations
@@ -773,8 +768,5 @@ async fn chains_made_before_the_links_table_still_verify() {
     assert_eq!((verification.records, verification.unchained), (4, 0));
     assert!(verification.broken.is_empty(), "{:?}", verification.broken);
     db.close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&owner())
-        .await
-        .unwrap();
+    drop_database(&name).await;
 }

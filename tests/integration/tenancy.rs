@@ -210,12 +210,7 @@ async fn row_level_security_alone_keeps_tenants_apart() {
 /// rows too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_both_walls_down_the_probes_reach_foreign_rows() {
-    let name = format!("control_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&owner())
-        .await
-        .unwrap();
-    let options = database().database(&name);
+    let (name, options) = scratch_database("control").await;
     bookhost::db::migrate(options.clone()).await.unwrap();
     let db = bookhost::db::pool_options()
         .max_connections(4)
@@ -243,10 +238,7 @@ async fn with_both_walls_down_the_probes_reach_foreign_rows() {
     assert_eq!(name_now, "hacked");
     db.close().await;
     host.pool().close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&owner())
-        .await
-        .unwrap();
+    drop_database(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,6 +173,27 @@ pub async fn tenant(pool: &PgPool) -> TenantId {
         .unwrap()
 }
 
+/// An empty database of its own (not migrated), for a test that must not
+/// share the test database; returns its name and connection options. Drop
+/// it with [`drop_database`].
+pub async fn scratch_database(prefix: &str) -> (String, PgConnectOptions) {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&owner())
+        .await
+        .unwrap();
+    let options = database().database(&name);
+    (name, options)
+}
+
+/// Drop a [`scratch_database`], whoever is still connected.
+pub async fn drop_database(name: &str) {
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&owner())
+        .await
+        .unwrap();
+}
+
 /// How many services `tenant` has (read as the owner, past row-level security).
 pub async fn services_of(tenant: TenantId) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM services WHERE tenant_id = $1")
