@@ -514,6 +514,7 @@ async fn main() {
         // One part of the suite alone, for profiling.
         "sandbox" => suite::sandbox_only().await,
         "phases" => suite::phases().await,
+        "hot-slot" => suite::hot_slot_only().await,
         "instantiation" => suite::instantiation_only().await,
         "suite" => {
             let out = std::env::args()
@@ -527,7 +528,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, phases, instantiation"
+                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, phases, hot-slot, instantiation"
             );
             std::process::exit(2);
         }

@@ -712,7 +712,9 @@ async fn hot_slot(report: &mut Report) {
     report.line("## 5. The hot slot\n");
     report.line(
         "64 concurrent create-booking on one slot (a fresh service per round, 5 rounds each), \
-         audited as in production. Then the same while 32 other clients book distinct slots of \
+         audited as in production; the naive executor also with the host's replay queue off \
+         (`DisciplineSettings::replay_queue_after` = 0: replays that keep colliding do not take \
+         turns). Then the same while 32 other clients book distinct slots of \
          other services, and how their throughput drops against 32 clients alone.\n",
     );
     let host = Host::new(pool(100).await, executors(), HostSettings::default());
@@ -727,7 +729,14 @@ async fn hot_slot(report: &mut Report) {
         }
         v
     };
-    let round = |executor: &'static str| {
+    // The same host with the replay queue off, on the same pool: what the
+    // queue changes, side by side.
+    let unqueued = {
+        let mut settings = HostSettings::default();
+        settings.discipline.replay_queue_after = 0;
+        Host::new(host.pool().clone(), executors(), settings)
+    };
+    let round = |host: &Host, executor: &'static str| {
         let host = host.clone();
         async move {
             let service = create_service(&host, tenant, "hot", 60).await;
@@ -773,20 +782,29 @@ async fn hot_slot(report: &mut Report) {
     // The first wave on a new host opens the pool's connections (each also
     // prepares the audit's append) and touches its instance slots for the
     // first time: timed once here and reported, not counted in the rounds.
-    let (cold, ..) = round("create-booking").await;
+    let (cold, ..) = round(&host, "create-booking").await;
+    round(&unqueued, "create-booking").await;
     report.line("| executor | background | wall ms (per round) | replays (per round) | winners / slot-taken | targets |");
     report.line("|---|---|---|---|---|---|");
     let mut slot = 0usize;
     let mut background_rates = Vec::new();
     for background in [false, true] {
-        for executor in ["create-booking", "create-booking-locked"] {
+        for (label, executor, host) in [
+            ("create-booking", "create-booking", &host),
+            (
+                "create-booking, replay queue off",
+                "create-booking",
+                &unqueued,
+            ),
+            ("create-booking-locked", "create-booking-locked", &host),
+        ] {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let gave_up = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let mut bg = Vec::new();
             if background {
                 bg = spawn_background(
-                    &host,
+                    host,
                     background_tenant,
                     &background_services,
                     slot,
@@ -804,7 +822,7 @@ async fn hot_slot(report: &mut Report) {
             let mut outcomes_ok = true;
             let mut outcomes = Vec::new();
             for _ in 0..5 {
-                let (wall, winners, conflicts, gave_up, replays) = round(executor).await;
+                let (wall, winners, conflicts, gave_up, replays) = round(host, executor).await;
                 walls.push(wall);
                 all_replays.push(replays);
                 outcomes_ok &= winners == 1 && conflicts == 63;
@@ -821,7 +839,7 @@ async fn hot_slot(report: &mut Report) {
             }
             if background {
                 background_rates.push((
-                    executor,
+                    label,
                     bg_rate,
                     gave_up.load(std::sync::atomic::Ordering::Relaxed),
                 ));
@@ -839,7 +857,7 @@ async fn hot_slot(report: &mut Report) {
                 }
             }
             report.line(format!(
-                "| {executor} | {} | {} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} | {} |",
                 if background {
                     "32 clients on distinct slots"
                 } else {
@@ -903,9 +921,9 @@ async fn hot_slot(report: &mut Report) {
         "\nThe 32 background clients alone (4 s): {alone:.0} inv/s, {} gave up after 16 attempts. Beside the hot slot:",
         gave_up.load(std::sync::atomic::Ordering::Relaxed)
     ));
-    for (executor, rate, gave_up) in background_rates {
+    for (label, rate, gave_up) in background_rates {
         report.line(format!(
-            "- with 64 × {executor} rounds running: {rate:.0} inv/s ({:.0} % of alone), {gave_up} gave up after 16 attempts",
+            "- with 64 × {label} rounds running: {rate:.0} inv/s ({:.0} % of alone), {gave_up} gave up after 16 attempts",
             rate / alone * 100.0
         ));
     }
@@ -1041,6 +1059,10 @@ pub async fn instantiation_only() {
 /// Only the sandbox comparison, printed (for `perf record`).
 pub async fn sandbox_only() {
     sandbox_overhead(&mut Report(String::new())).await;
+}
+
+pub async fn hot_slot_only() {
+    hot_slot(&mut Report(String::new())).await;
 }
 
 /// Where one invocation's time goes, from the host's own histograms.

@@ -372,3 +372,131 @@ async fn a_lock_wait_is_bounded_by_the_lock_timeout() {
     waiter.rollback().await;
     holder.rollback().await;
 }
+
+/// The session state a connection goes back to the pool with.
+async fn leftover_locks_and_timeout(pool: &sqlx::PgPool) -> (i64, String) {
+    let mut conn = pool.acquire().await.unwrap();
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let timeout: String = sqlx::query_scalar("SELECT current_setting('lock_timeout')")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    (locks, timeout)
+}
+
+#[tokio::test]
+async fn a_lock_taken_first_begins_the_transaction_and_ends_with_it() {
+    // One connection: whatever the attempt leaves on it, the next one gets.
+    let pool = pool(1).await;
+    let tenant = tenant(&pool).await;
+    let before = leftover_locks_and_timeout(&pool).await;
+    assert_eq!(before.0, 0);
+
+    let mut tx = transaction(&pool, tenant, TransactionSettings::default()).await;
+    tx.lock("day:1").await.unwrap();
+    tx.insert("services", &service_fields("locked"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        leftover_locks_and_timeout(&pool).await,
+        before,
+        "committed: the lock and its timeout are released with the commit"
+    );
+    assert_eq!(services_of(tenant).await, 1);
+
+    let mut tx = transaction(&pool, tenant, TransactionSettings::default()).await;
+    tx.lock("day:1").await.unwrap();
+    tx.insert("services", &service_fields("rolled back"))
+        .await
+        .unwrap();
+    tx.rollback().await;
+    assert_eq!(leftover_locks_and_timeout(&pool).await, before);
+    assert_eq!(
+        services_of(tenant).await,
+        1,
+        "the rollback undid the insert"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_found_dead_at_the_first_lock_dooms_the_attempt_for_replay() {
+    let pool = pool(1).await;
+    let tenant = tenant(&pool).await;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&owner())
+        .await
+        .unwrap();
+    assert!(terminated);
+    let mut tx = transaction(&pool, tenant, TransactionSettings::default()).await;
+    match tx.lock("day:1").await {
+        Err(CapabilityError::Abort(Doom::Retry {
+            reason: RetryReason::ConnectionLost,
+            ..
+        })) => {}
+        other => panic!("expected a replay on another connection, got {other:?}"),
+    }
+    tx.rollback().await;
+}
+
+#[tokio::test]
+async fn replays_in_the_replay_queue_take_turns_per_tenant_and_executor() {
+    let pool = pool(6).await;
+    let tenant = tenant(&pool).await;
+    let settings = TransactionSettings {
+        lock_timeout: Duration::from_millis(100),
+        ..TransactionSettings::default()
+    };
+    let queued = |executor: &str| LockPlan {
+        replay_queue: Some(executor.to_owned()),
+        ..LockPlan::default()
+    };
+    let start = |tenant: TenantId, plan: LockPlan| {
+        let (pool, settings) = (pool.clone(), settings.clone());
+        async move {
+            let mut tx = InvocationTransaction::new(
+                Some(pool.acquire().await.unwrap()),
+                tenant,
+                Arc::new(settings),
+                plan,
+            );
+            tx.acquire_planned_locks().await.unwrap();
+            tx
+        }
+    };
+    let holder = start(tenant, queued("create-booking")).await;
+    assert!(holder.plan().replay_queue.is_some(), "the queue was free");
+
+    // The same tenant's next replay of the same executor waits its turn
+    // (here: a whole lock timeout, then it goes on unqueued).
+    let waiter = start(tenant, queued("create-booking")).await;
+    assert_eq!(waiter.plan().replay_queue, None, "it had to wait");
+    waiter.rollback().await;
+    // Another executor's queue, another tenant's queue: not this one.
+    let other_executor = start(tenant, queued("delete-service")).await;
+    assert!(other_executor.plan().replay_queue.is_some());
+    let other_tenant = start(
+        bookhost_tests::tenant(&pool).await,
+        queued("create-booking"),
+    )
+    .await;
+    assert!(other_tenant.plan().replay_queue.is_some());
+    other_executor.rollback().await;
+    other_tenant.rollback().await;
+
+    // The holder's turn ends with its transaction: the next one is served.
+    holder.commit().await.unwrap();
+    let next = start(tenant, queued("create-booking")).await;
+    assert!(next.plan().replay_queue.is_some());
+    next.rollback().await;
+}

@@ -355,6 +355,17 @@ impl Host {
                             last_reason: reason,
                         };
                     }
+                    let collisions = run
+                        .replays
+                        .iter()
+                        .filter(|r| {
+                            matches!(r, RetryReason::SerializationFailure | RetryReason::Deadlock)
+                        })
+                        .count();
+                    let queue_after = discipline.replay_queue_after as usize;
+                    if queue_after > 0 && collisions >= queue_after {
+                        run.plan.replay_queue = Some(run.executor.clone());
+                    }
                     // A contended lock's replay waits in the lock queue instead.
                     if reason != RetryReason::LockContended {
                         tokio::time::sleep(self.backoff(run.attempts)).await;

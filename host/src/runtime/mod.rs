@@ -31,6 +31,12 @@ pub struct DisciplineSettings {
     /// a random wait in [0, min(cap, base * 2^(attempt-1))] ("full jitter").
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// After this many serialization failures or deadlocks in one
+    /// invocation, its further attempts take turns: each waits for the
+    /// executor's replay queue (one per tenant and executor) before it
+    /// begins, so replays that keep colliding stop colliding with each
+    /// other. First attempts never wait there. 0: never queue.
+    pub replay_queue_after: u32,
 }
 
 impl Default for DisciplineSettings {
@@ -40,6 +46,7 @@ impl Default for DisciplineSettings {
             max_attempts: 16,
             backoff_base: Duration::from_millis(2),
             backoff_cap: Duration::from_millis(100),
+            replay_queue_after: 2,
         }
     }
 }

@@ -106,12 +106,19 @@ pub fn advisory_lock_id(namespace: &str, tenant: TenantId, key: &str) -> i64 {
     hash as i64
 }
 
+/// Release every session-level lock and the lock timeout set for them.
+const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all(); RESET lock_timeout";
+
 /// What the previous attempts taught the next one: keys to queue on before
 /// the transaction starts, and keys whose wait already timed out.
 #[derive(Debug, Clone, Default)]
 pub struct LockPlan {
     pub queue_first: BTreeSet<String>,
     pub timed_out: HashSet<String>,
+    /// The executor whose replay queue (in this tenant) to wait for first,
+    /// once the invocation has collided often enough
+    /// (`DisciplineSettings::replay_queue_after`).
+    pub replay_queue: Option<String>,
 }
 
 /// The invocation's transaction as the executor sees it. Starts lazily, at
@@ -535,36 +542,60 @@ impl InvocationTransaction {
 
     /// Wait for `id` as a session-level lock, before any snapshot exists.
     /// Ok(false) when the wait exceeded the lock timeout.
-    async fn session_lock(&mut self, id: i64) -> Result<bool, CapabilityError> {
+    ///
+    /// With `then_begin`, the invocation's transaction begins in the same
+    /// round trip, right after the grant, so its snapshot is still taken
+    /// after the wait. The lock's statement runs in an implicit transaction
+    /// that `BEGIN ISOLATION LEVEL` cannot adopt; COMMIT ends it first (it
+    /// warns there, hence the local `client_min_messages`).
+    async fn session_lock(&mut self, id: i64, then_begin: bool) -> Result<bool, CapabilityError> {
         self.conn()?;
         let timeout = self.settings.lock_timeout.as_millis();
+        let mut sql = format!("SET lock_timeout = {timeout}; ");
+        if then_begin {
+            sql.push_str("SET LOCAL client_min_messages = error; ");
+        }
+        sql.push_str(&format!("SELECT pg_advisory_lock({id})"));
+        if then_begin {
+            sql.push_str("; COMMIT; ");
+            sql.push_str(&self.begin_sql());
+        }
+        let unused = self.unused();
+        // Set before the round trip: an error after the grant leaves the
+        // lock held, and releasing none is harmless.
+        self.session_locks = true;
         let started = Instant::now();
-        let waited = self
-            .raw(format!(
-                "SET lock_timeout = {timeout}; SELECT pg_advisory_lock({id})"
-            ))
-            .await;
+        let waited = self.raw(sql).await;
         self.lock_wait += started.elapsed();
         match waited {
             Ok(()) => {
-                self.session_locks = true;
+                self.begun |= then_begin;
                 Ok(true)
             }
             Err(e) if matches!(classify(&e), DbFailure::LockTimeout) => Ok(false),
-            Err(e) => Err(self.statement_failed(e)),
+            Err(e) => Err(self.first_statement_failed(e, unused)),
         }
     }
 
     /// Before the attempt runs: queue on the keys earlier attempts found
     /// contended, in sorted order so two invocations cannot deadlock here.
     pub async fn acquire_planned_locks(&mut self) -> Result<(), CapabilityError> {
+        // The replay queue first, then the keys in sorted order: one order
+        // for every invocation, so these waits cannot deadlock.
+        if let Some(executor) = self.plan.replay_queue.clone() {
+            let id = advisory_lock_id("replay", self.tenant, &executor);
+            if !self.session_lock(id, false).await? {
+                // Waited a whole lock timeout: go on unqueued.
+                self.plan.replay_queue = None;
+            }
+        }
         let keys: Vec<String> = self.plan.queue_first.iter().cloned().collect();
         for key in keys {
             if self.plan.timed_out.contains(&key) {
                 continue;
             }
             let id = advisory_lock_id("lock", self.tenant, &key);
-            if self.session_lock(id).await? {
+            if self.session_lock(id, false).await? {
                 self.held.insert(key);
             } else {
                 self.plan.timed_out.insert(key);
@@ -584,38 +615,50 @@ impl InvocationTransaction {
         self.settings.scope_to_tenant.then_some(self.tenant)
     }
 
-    async fn ensure_begun(&mut self) -> Result<(), CapabilityError> {
-        self.conn()?;
-        if self.begun {
-            return Ok(());
-        }
+    fn begin_sql(&self) -> String {
         let isolation = match self.settings.isolation {
             Isolation::Serializable => "SERIALIZABLE",
             Isolation::ReadCommitted => "READ COMMITTED",
         };
-        let sql = format!(
+        format!(
             "BEGIN ISOLATION LEVEL {isolation}; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
              SET LOCAL idle_in_transaction_session_timeout = {}; {}",
             self.settings.lock_timeout.as_millis(),
             self.settings.statement_timeout.as_millis(),
             self.settings.idle_in_transaction_timeout.as_millis(),
             crate::db::set_tenant_sql(self.tenant),
-        );
-        if let Err(error) = self.raw(sql).await {
-            // Pools skip sqlx's ping before handing out a connection (a round
-            // trip per invocation; db::pool_options), so a connection the
-            // server closed since is found here. Nothing has run on it in
-            // this attempt (no lock taken, no statement), so replaying on
-            // another connection is safe.
-            let unused = !self.session_locks && self.held.is_empty();
-            if unused && !matches!(error, sqlx::Error::Database(_)) {
-                self.discard_connection();
-                return Err(self.abort(Doom::Retry {
-                    reason: RetryReason::ConnectionLost,
-                    contended_key: None,
-                }));
-            }
-            return Err(self.statement_failed(error));
+        )
+    }
+
+    /// Nothing has run on the connection in this attempt: no lock taken.
+    fn unused(&self) -> bool {
+        !self.begun && !self.session_locks && self.held.is_empty()
+    }
+
+    /// The attempt's first statement failed. Pools skip sqlx's ping before
+    /// handing out a connection (a round trip per invocation;
+    /// db::pool_options), so a connection the server closed since is found
+    /// here; nothing has run on it in this attempt, so replaying on another
+    /// connection is safe.
+    fn first_statement_failed(&mut self, error: sqlx::Error, unused: bool) -> CapabilityError {
+        if unused && !matches!(error, sqlx::Error::Database(_)) {
+            self.discard_connection();
+            return self.abort(Doom::Retry {
+                reason: RetryReason::ConnectionLost,
+                contended_key: None,
+            });
+        }
+        self.statement_failed(error)
+    }
+
+    async fn ensure_begun(&mut self) -> Result<(), CapabilityError> {
+        self.conn()?;
+        if self.begun {
+            return Ok(());
+        }
+        let unused = self.unused();
+        if let Err(error) = self.raw(self.begin_sql()).await {
+            return Err(self.first_statement_failed(error, unused));
         }
         self.begun = true;
         Ok(())
@@ -648,7 +691,7 @@ impl InvocationTransaction {
         let id = advisory_lock_id("lock", self.tenant, key);
         if !self.begun {
             // No snapshot yet: waiting here is safe, the transaction starts after.
-            if self.session_lock(id).await? {
+            if self.session_lock(id, true).await? {
                 self.held.insert(key.to_owned());
                 return Ok(());
             }
@@ -670,8 +713,10 @@ impl InvocationTransaction {
             );
         }
         // Waiting now would leave this attempt deciding on a stale snapshot.
-        // Abandon it; the replay queues on the key before its snapshot exists.
+        // Abandon it; the replay queues on the key before its snapshot
+        // exists, with the keys it already holds, all in one sorted order.
         self.plan.queue_first.insert(key.to_owned());
+        self.plan.queue_first.extend(self.held.iter().cloned());
         Err(self.abort(Doom::Retry {
             reason: RetryReason::LockContended,
             contended_key: Some(key.to_owned()),
@@ -942,10 +987,18 @@ impl InvocationTransaction {
                 }
             });
         }
-        let commit = match &audit {
+        let mut commit = match &audit {
             Some(audit) => format!("{audit}; COMMIT"),
             None => "COMMIT".to_owned(),
         };
+        // Session locks go in COMMIT's round trip: a queue on a hot key moves
+        // one round trip sooner per holder. The batch stops at a failed
+        // COMMIT, which then unlocks in finish_failed.
+        let unlock = self.session_locks;
+        if unlock {
+            commit.push_str("; ");
+            commit.push_str(UNLOCK_ALL);
+        }
         if !self.begun {
             if let Some(audit) = audit {
                 // Nothing to commit; the audit alone, in a transaction of its own.
@@ -975,6 +1028,7 @@ impl InvocationTransaction {
             }
             self.begun = false;
             self.savepoint_open = false;
+            self.session_locks &= !unlock;
         }
         self.release_session_locks().await;
         Ok(())
@@ -1003,19 +1057,22 @@ impl InvocationTransaction {
         }
         let mut written = false;
         if self.begun || audit.is_some() {
-            let mut sql = if self.begun {
-                "ROLLBACK".to_owned()
-            } else {
-                String::new()
-            };
-            if let Some(audit) = &audit {
-                if !sql.is_empty() {
-                    sql.push_str("; ");
-                }
-                sql.push_str(audit);
+            let mut parts = Vec::with_capacity(3);
+            if self.begun {
+                parts.push("ROLLBACK");
             }
-            match self.raw(sql).await {
-                Ok(()) => written = audit.is_some(),
+            if let Some(audit) = &audit {
+                parts.push(audit);
+            }
+            let unlock = self.session_locks;
+            if unlock {
+                parts.push(UNLOCK_ALL);
+            }
+            match self.raw(parts.join("; ")).await {
+                Ok(()) => {
+                    written = audit.is_some();
+                    self.session_locks &= !unlock;
+                }
                 Err(_) if self.begun => {
                     self.discard_connection();
                     return false;
@@ -1032,11 +1089,7 @@ impl InvocationTransaction {
 
     async fn release_session_locks(&mut self) {
         if self.session_locks && self.conn.is_some() {
-            if self
-                .raw("SELECT pg_advisory_unlock_all(); RESET lock_timeout".into())
-                .await
-                .is_err()
-            {
+            if self.raw(UNLOCK_ALL.into()).await.is_err() {
                 self.discard_connection();
                 return;
             }
