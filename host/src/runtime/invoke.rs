@@ -525,14 +525,23 @@ impl Host {
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|s| &mut s.limits);
         let timeout = self.settings.execution_timeout;
-        // Every epoch tick the guest yields its worker thread (so a spinning
-        // executor cannot starve other invocations on the same workers) and
-        // is interrupted once its deadline has passed.
+        // A guest that kept its worker thread for a whole epoch tick yields
+        // it (so a spinning executor cannot starve other invocations on the
+        // same workers), and every guest is interrupted once its deadline has
+        // passed. One that waited on the database since the last tick gave
+        // its thread up in that wait: yielding it again would only send it,
+        // transaction open, to the back of the run queue.
         let deadline = Instant::now() + timeout;
+        let mut round_trips_seen = 0;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                wasmtime::UpdateDeadline::Interrupt
+        store.epoch_deadline_callback(move |store| {
+            if Instant::now() >= deadline {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            let round_trips = store.data().transaction.round_trips();
+            Ok(if round_trips != round_trips_seen {
+                round_trips_seen = round_trips;
+                wasmtime::UpdateDeadline::Continue(1)
             } else {
                 wasmtime::UpdateDeadline::Yield(1)
             })

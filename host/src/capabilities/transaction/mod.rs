@@ -141,6 +141,9 @@ pub struct InvocationTransaction {
     doom: Option<Doom>,
     /// Capability calls made in this attempt.
     pub calls: u32,
+    /// Statements sent to the database in this attempt: each is a wait in
+    /// which the invocation gave its worker thread up.
+    round_trips: u64,
     rows_read: u64,
     rows_written: u64,
     /// Keep every row written (dry runs report them).
@@ -210,6 +213,7 @@ impl InvocationTransaction {
             session_locks: false,
             doom: None,
             calls: 0,
+            round_trips: 0,
             rows_read: 0,
             rows_written: 0,
             record_writes: false,
@@ -450,6 +454,11 @@ impl InvocationTransaction {
         }
     }
 
+    /// Round trips to the database so far in this attempt.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+
     /// Why this attempt was abandoned, if it was.
     pub fn doom(&self) -> Option<&Doom> {
         self.doom.as_ref()
@@ -494,6 +503,7 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
+            self.round_trips += 1;
             // A plain string runs as a simple query: several statements, one round trip.
             let done = sqlx::Executor::execute(&mut **conn, sql.as_str()).await;
             self.in_flight = false;
@@ -508,6 +518,7 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
+            self.round_trips += 1;
             let rows = sqlx::query_with(&sql, values).fetch_all(&mut **conn).await;
             self.in_flight = false;
             rows
@@ -521,6 +532,7 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
+            self.round_trips += 1;
             let done = sqlx::query_with(&sql, values).execute(&mut **conn).await;
             self.in_flight = false;
             done
@@ -531,6 +543,7 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
+            self.round_trips += 1;
             let got = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
                 .bind(id)
                 .fetch_one(&mut **conn)
