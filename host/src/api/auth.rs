@@ -7,6 +7,11 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::TenantId;
 
+/// The answer to a key that is not (or no longer) a tenant's.
+pub(crate) fn unknown_key() -> ApiError {
+    ApiError::Unauthorized("unknown or revoked API key".into())
+}
+
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers
@@ -33,8 +38,20 @@ impl FromRequestParts<AppState> for Tenant {
         let key = bearer(parts)?;
         match crate::db::keys::tenant_of(state.host.pool(), key).await? {
             Some(tenant) => Ok(Tenant(tenant)),
-            None => Err(ApiError::Unauthorized("unknown or revoked API key".into())),
+            None => Err(unknown_key()),
         }
+    }
+}
+
+/// The bearer key as sent, not yet looked up: for a handler that looks the
+/// key up together with what it needs next (one round trip, not two).
+pub struct BearerKey(pub String);
+
+impl FromRequestParts<AppState> for BearerKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        bearer(parts).map(|key| BearerKey(key.to_owned()))
     }
 }
 

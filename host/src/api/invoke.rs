@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::auth::Tenant;
+use super::auth::BearerKey;
 use super::problem::InputError;
 use super::{ApiError, AppState};
 use crate::db::idempotency::{self, InProgress, StoredResponse};
@@ -189,13 +189,13 @@ fn replay(stored: StoredResponse, request_hash: &str) -> Result<Response, ApiErr
 ))]
 pub async fn invoke(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    BearerKey(key): BearerKey,
     Path(name): Path<String>,
     Query(query): Query<InvokeQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (executor, grant) = state.executor(tenant, &name).await?;
+    let (tenant, executor, grant) = state.tenant_executor(&key, &name).await?;
     let input: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("malformed-json", format!("the body is not JSON: {e}"))
     })?;

@@ -73,18 +73,32 @@ impl AppState {
         }
     }
 
-    /// The tenant's active version of `name`, compiled (from this host's
-    /// cache, or from the stored bytes).
-    pub(crate) async fn executor(
+    /// The tenant whose key `key` is and its active version of `name`,
+    /// compiled (from this host's cache, or from the stored bytes). Key and
+    /// executor are looked up in one round trip: every invocation pays it.
+    pub(crate) async fn tenant_executor(
+        &self,
+        key: &str,
+        name: &str,
+    ) -> Result<(TenantId, Arc<LoadedExecutor>, Arc<Grant>), ApiError> {
+        let (tenant, active) = crate::db::keys::tenant_and_executor(self.host.pool(), key, name)
+            .await?
+            .ok_or_else(auth::unknown_key)?;
+        let (executor, grant) = self.loaded(tenant, name, active).await?;
+        Ok((tenant, executor, grant))
+    }
+
+    /// The loaded executor for an active version (digest, granted
+    /// capabilities), loading it from the database if this host has not yet.
+    async fn loaded(
         &self,
         tenant: TenantId,
         name: &str,
+        active: Option<(String, Vec<String>)>,
     ) -> Result<(Arc<LoadedExecutor>, Arc<Grant>), ApiError> {
         let pool = self.host.pool();
         let not_found = || ApiError::NotFound(format!("no executor named {name:?}"));
-        let (digest, granted) = crate::db::executors::active(pool, tenant, name)
-            .await?
-            .ok_or_else(not_found)?;
+        let (digest, granted) = active.ok_or_else(not_found)?;
         let granted = crate::capabilities::grant::parse_all(&granted)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored grant of {name}: {e}")))?;
         let grant = Arc::new(Grant::new(granted));

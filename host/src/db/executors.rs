@@ -95,24 +95,6 @@ async fn activate(
     Ok(())
 }
 
-/// The active version of `name` (digest and granted capabilities), if the
-/// tenant has such an executor.
-pub async fn active(
-    pool: &PgPool,
-    tenant: TenantId,
-    name: &str,
-) -> anyhow::Result<Option<(String, Vec<String>)>> {
-    Ok(sqlx::query_as(
-        "SELECT e.active_digest, v.granted FROM executors e JOIN executor_versions v \
-         ON v.tenant_id = e.tenant_id AND v.name = e.name AND v.digest = e.active_digest \
-         WHERE e.tenant_id = $1 AND e.name = $2",
-    )
-    .bind(tenant.0)
-    .bind(name)
-    .fetch_optional(pool)
-    .await?)
-}
-
 /// The grant of the active version (or of `version`).
 pub async fn grant(
     pool: &PgPool,

@@ -35,3 +35,28 @@ pub async fn tenant_of(pool: &PgPool, key: &str) -> anyhow::Result<Option<Tenant
     .await?;
     Ok(tenant.map(TenantId))
 }
+
+/// What an invocation request needs before it runs, in one round trip: the
+/// tenant a (not revoked) key belongs to and, if that tenant has an executor
+/// `name`, its active version's digest and granted capabilities.
+pub async fn tenant_and_executor(
+    pool: &PgPool,
+    key: &str,
+    name: &str,
+) -> anyhow::Result<Option<(TenantId, Option<(String, Vec<String>)>)>> {
+    let row: Option<(uuid::Uuid, Option<String>, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT k.tenant_id, e.active_digest, v.granted FROM api_keys k \
+         LEFT JOIN executors e ON e.tenant_id = k.tenant_id AND e.name = $2 \
+         LEFT JOIN executor_versions v \
+         ON v.tenant_id = e.tenant_id AND v.name = e.name AND v.digest = e.active_digest \
+         WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+    )
+    .bind(hash(key))
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(tenant, digest, granted)| {
+        let active = digest.zip(granted);
+        (TenantId(tenant), active)
+    }))
+}
