@@ -515,6 +515,16 @@ async fn main() {
         "sandbox" => suite::sandbox_only().await,
         "phases" => suite::phases().await,
         "hot-slot" => suite::hot_slot_only().await,
+        "scale" => scale::distinct_slots_at_scale(&mut String::new()).await,
+        "one-way" => {
+            let arg = |n: usize, default: &str| std::env::args().nth(n).unwrap_or(default.into());
+            suite::one_way(
+                &arg(2, "wasm"),
+                arg(3, "8").parse().expect("clients"),
+                arg(4, "20000").parse().expect("count"),
+            )
+            .await
+        }
         "instantiation" => suite::instantiation_only().await,
         "suite" => {
             let out = std::env::args()
@@ -528,7 +538,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, phases, hot-slot, instantiation"
+                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, one-way, phases, hot-slot, scale, instantiation"
             );
             std::process::exit(2);
         }

@@ -1064,6 +1064,24 @@ pub async fn sandbox_only() {
     sandbox_overhead(&mut Report(String::new())).await;
 }
 
+/// One way of the sandbox part alone, for a profile of just that path:
+/// `way` is `wasm` or `native`.
+pub async fn one_way(way: &str, clients: usize, count: usize) {
+    let host = Host::new(pool(40).await, executors(), unaudited());
+    let tenant = tenant(&owner()).await;
+    let mut services = Vec::new();
+    for i in 0..100 {
+        services.push(create_service(&host, tenant, &format!("bench-{i}"), 60).await);
+    }
+    let way = match way {
+        "wasm" => Way::Wasm,
+        "native" => Way::Capabilities,
+        other => panic!("unknown way {other:?}: wasm or native"),
+    };
+    let run = book(way, &host, tenant, &services, 0, count, clients).await;
+    println!("{:.0} inv/s, {} replays", run.per_second, run.replays);
+}
+
 pub async fn hot_slot_only() {
     hot_slot(&mut Report(String::new())).await;
 }
