@@ -428,16 +428,7 @@ async fn a_lock_taken_first_begins_the_transaction_and_ends_with_it() {
 async fn a_connection_found_dead_at_the_first_lock_dooms_the_attempt_for_replay() {
     let pool = pool(1).await;
     let tenant = tenant(&pool).await;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
-        .bind(pid)
-        .fetch_one(&owner())
-        .await
-        .unwrap();
-    assert!(terminated);
+    close_the_only_connection(&pool).await;
     let mut tx = transaction(&pool, tenant, TransactionSettings::default()).await;
     match tx.lock("day:1").await {
         Err(CapabilityError::Abort(Doom::Retry {

@@ -73,16 +73,7 @@ async fn a_connection_closed_by_the_server_is_replaced_by_a_replay() {
     let host = host(1).await;
     let tenant = tenant(&owner()).await;
     create_service(&host, tenant, "before", 30).await;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(host.pool())
-        .await
-        .unwrap();
-    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
-        .bind(pid)
-        .fetch_one(&owner())
-        .await
-        .unwrap();
-    assert!(terminated);
+    close_the_only_connection(host.pool()).await;
 
     let report = invoke(
         &host,

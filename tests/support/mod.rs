@@ -284,3 +284,19 @@ pub fn tally(reports: &[InvocationReport]) -> std::collections::BTreeMap<String,
     }
     counts
 }
+
+/// Have the server close the connection of a one-connection pool, as a
+/// restart or an idle timeout would; the pool does not notice until it
+/// hands the connection out again.
+pub async fn close_the_only_connection(pool: &PgPool) {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&owner())
+        .await
+        .unwrap();
+    assert!(terminated);
+}
