@@ -172,6 +172,7 @@ async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(host.in_flight(noisy), 2);
+    assert_eq!(host.tenants_in_flight(), 1);
     let refused = host
         .invoke(
             noisy,
@@ -195,6 +196,9 @@ async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
     assert_eq!(host.in_flight(noisy), 0);
     assert_eq!(services_of(noisy).await, 0);
     create_service(&host, noisy, "after-the-cap", 30).await;
+    // Nothing is kept for tenants with nothing running (a host that has
+    // served many tenants does not keep an entry for each).
+    assert_eq!(host.tenants_in_flight(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 
 use super::metrics::Metrics;
@@ -192,8 +191,28 @@ pub struct Host {
     settings: Arc<HostSettings>,
     transaction_settings: Arc<TransactionSettings>,
     metrics: Arc<Metrics>,
-    /// In-flight invocations per tenant (one semaphore per tenant seen).
-    tenant_slots: Arc<std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>>,
+    /// In-flight invocations per tenant with any running (an entry leaves
+    /// with its tenant's last invocation, so idle tenants cost nothing).
+    tenant_slots: Arc<std::sync::Mutex<HashMap<TenantId, usize>>>,
+}
+
+/// One invocation's place among its tenant's `max_in_flight_per_tenant`,
+/// given back when dropped.
+struct TenantSlot {
+    slots: Arc<std::sync::Mutex<HashMap<TenantId, usize>>>,
+    tenant: TenantId,
+}
+
+impl Drop for TenantSlot {
+    fn drop(&mut self) {
+        let mut slots = self.slots.lock().expect("not poisoned");
+        if let std::collections::hash_map::Entry::Occupied(mut running) = slots.entry(self.tenant) {
+            *running.get_mut() -= 1;
+            if *running.get() == 0 {
+                running.remove();
+            }
+        }
+    }
 }
 
 impl Host {
@@ -212,24 +231,28 @@ impl Host {
     /// How many of `tenant`'s invocations are running now.
     pub fn in_flight(&self, tenant: TenantId) -> usize {
         let slots = self.tenant_slots.lock().expect("not poisoned");
-        slots.get(&tenant).map_or(0, |semaphore| {
-            self.settings.max_in_flight_per_tenant - semaphore.available_permits()
-        })
+        slots.get(&tenant).copied().unwrap_or(0)
+    }
+
+    /// How many tenants have invocations running now (what the host keeps
+    /// per tenant).
+    pub fn tenants_in_flight(&self) -> usize {
+        self.tenant_slots.lock().expect("not poisoned").len()
     }
 
     /// A slot among the tenant's `max_in_flight_per_tenant`, or `TenantBusy`.
-    fn tenant_slot(&self, tenant: TenantId) -> Result<OwnedSemaphorePermit, InvokeError> {
+    fn tenant_slot(&self, tenant: TenantId) -> Result<TenantSlot, InvokeError> {
         let cap = self.settings.max_in_flight_per_tenant;
-        let semaphore = self
-            .tenant_slots
-            .lock()
-            .expect("not poisoned")
-            .entry(tenant)
-            .or_insert_with(|| Arc::new(Semaphore::new(cap)))
-            .clone();
-        semaphore
-            .try_acquire_owned()
-            .map_err(|_| InvokeError::TenantBusy(cap))
+        let mut slots = self.tenant_slots.lock().expect("not poisoned");
+        let running = slots.get(&tenant).copied().unwrap_or(0);
+        if running >= cap {
+            return Err(InvokeError::TenantBusy(cap));
+        }
+        slots.insert(tenant, running + 1);
+        Ok(TenantSlot {
+            slots: self.tenant_slots.clone(),
+            tenant,
+        })
     }
 
     /// The host's Prometheus metrics.
