@@ -130,6 +130,28 @@ fn cpu_seconds() -> (f64, f64) {
     (host, database)
 }
 
+/// CPU seconds (user + system) used so far by this process's threads whose
+/// name starts with `prefix`.
+fn thread_cpu_seconds(prefix: &str) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| {
+            let text = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let name = &text[text.find('(')? + 1..text.rfind(')')?];
+            if !name.starts_with(prefix) {
+                return None;
+            }
+            let fields: Vec<&str> = text[text.rfind(')')? + 2..].split_whitespace().collect();
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        })
+        .sum::<f64>()
+        / ticks
+}
+
 /// Throughput of one measured run plus the CPU it cost per invocation.
 struct Measured {
     per_second: f64,

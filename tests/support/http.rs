@@ -183,6 +183,15 @@ pub async fn server() -> TestServer {
 }
 
 impl Api {
+    /// The same server through a client of its own: its connections are
+    /// made by (and their I/O handled on) the runtime that first uses it.
+    pub fn with_new_client(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            client: reqwest::Client::new(),
+        }
+    }
+
     /// A request to `path`, with `Authorization: Bearer <key>` when a key is given.
     pub fn request(
         &self,
