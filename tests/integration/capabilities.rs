@@ -491,3 +491,41 @@ async fn replays_in_the_replay_queue_take_turns_per_tenant_and_executor() {
     assert!(next.plan().replay_queue.is_some());
     next.rollback().await;
 }
+
+#[tokio::test]
+async fn a_replay_queues_on_the_keys_its_attempt_asked_for_and_no_others() {
+    let pool = pool(4).await;
+    let tenant = tenant(&pool).await;
+    let mut holder = transaction(&pool, tenant, TransactionSettings::default()).await;
+    holder.lock("b").await.unwrap();
+
+    // An attempt planned (by an earlier one) to queue on "stale", which this
+    // attempt never asks for; it asks for "a", then finds "b" taken.
+    let plan = LockPlan {
+        queue_first: ["stale".to_owned()].into(),
+        ..LockPlan::default()
+    };
+    let mut late = InvocationTransaction::new(
+        Some(pool.acquire().await.unwrap()),
+        tenant,
+        Arc::new(TransactionSettings::default()),
+        plan,
+    );
+    late.acquire_planned_locks().await.unwrap();
+    late.query("services", &[], &[], Some(1)).await.unwrap();
+    late.lock("a").await.unwrap();
+    assert!(matches!(
+        late.lock("b").await,
+        Err(CapabilityError::Abort(Doom::Retry {
+            reason: RetryReason::LockContended,
+            ..
+        }))
+    ));
+    assert_eq!(
+        late.plan().queue_first.iter().collect::<Vec<_>>(),
+        ["a", "b"],
+        "the next attempt queues on what this one asked for, in order"
+    );
+    late.rollback().await;
+    holder.rollback().await;
+}

@@ -1,6 +1,6 @@
 //! Bearer-key authentication: a tenant's API key, or the operator key.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
 use super::problem::ApiError;
@@ -8,7 +8,7 @@ use super::AppState;
 use crate::TenantId;
 
 /// The answer to a key that is not (or no longer) a tenant's.
-pub(crate) fn unknown_key() -> ApiError {
+fn unknown_key() -> ApiError {
     ApiError::Unauthorized("unknown or revoked API key".into())
 }
 
@@ -43,15 +43,32 @@ impl FromRequestParts<AppState> for Tenant {
     }
 }
 
-/// The bearer key as sent, not yet looked up: for a handler that looks the
-/// key up together with what it needs next (one round trip, not two).
-pub struct BearerKey(pub String);
+/// An invocation's tenant (from its key) and what that tenant has under
+/// the path's executor name (`active`: digest and granted capabilities),
+/// looked up in one round trip, before the query string or the body is
+/// read: a request with a bad key is refused 401 whatever else is wrong.
+pub struct InvocationTarget {
+    pub tenant: TenantId,
+    pub name: String,
+    pub active: Option<(String, Vec<String>)>,
+}
 
-impl FromRequestParts<AppState> for BearerKey {
+impl FromRequestParts<AppState> for InvocationTarget {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        bearer(parts).map(|key| BearerKey(key.to_owned()))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = bearer(parts)?.to_owned();
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid-path", e.body_text()))?;
+        let (tenant, active) = crate::db::keys::tenant_and_executor(state.host.pool(), &key, &name)
+            .await?
+            .ok_or_else(unknown_key)?;
+        Ok(InvocationTarget {
+            tenant,
+            name,
+            active,
+        })
     }
 }
 

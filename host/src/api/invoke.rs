@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::auth::BearerKey;
+use super::auth::InvocationTarget;
 use super::problem::InputError;
 use super::{ApiError, AppState};
 use crate::db::idempotency::{self, InProgress, StoredResponse};
@@ -189,13 +189,17 @@ fn replay(stored: StoredResponse, request_hash: &str) -> Result<Response, ApiErr
 ))]
 pub async fn invoke(
     State(state): State<AppState>,
-    BearerKey(key): BearerKey,
-    Path(name): Path<String>,
+    target: InvocationTarget,
     Query(query): Query<InvokeQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (tenant, executor, grant) = state.tenant_executor(&key, &name).await?;
+    let InvocationTarget {
+        tenant,
+        name,
+        active,
+    } = target;
+    let (executor, grant) = state.loaded(tenant, &name, active).await?;
     let input: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("malformed-json", format!("the body is not JSON: {e}"))
     })?;

@@ -73,24 +73,10 @@ impl AppState {
         }
     }
 
-    /// The tenant whose key `key` is and its active version of `name`,
-    /// compiled (from this host's cache, or from the stored bytes). Key and
-    /// executor are looked up in one round trip: every invocation pays it.
-    pub(crate) async fn tenant_executor(
-        &self,
-        key: &str,
-        name: &str,
-    ) -> Result<(TenantId, Arc<LoadedExecutor>, Arc<Grant>), ApiError> {
-        let (tenant, active) = crate::db::keys::tenant_and_executor(self.host.pool(), key, name)
-            .await?
-            .ok_or_else(auth::unknown_key)?;
-        let (executor, grant) = self.loaded(tenant, name, active).await?;
-        Ok((tenant, executor, grant))
-    }
-
     /// The loaded executor for an active version (digest, granted
-    /// capabilities), loading it from the database if this host has not yet.
-    async fn loaded(
+    /// capabilities; `None`: no such executor, 404), loading it from the
+    /// database if this host has not yet.
+    pub(crate) async fn loaded(
         &self,
         tenant: TenantId,
         name: &str,

@@ -551,19 +551,23 @@ impl Host {
         // A guest that kept its worker thread for a whole epoch tick yields
         // it (so a spinning executor cannot starve other invocations on the
         // same workers), and every guest is interrupted once its deadline has
-        // passed. One that waited on the database since the last tick gave
-        // its thread up in that wait: yielding it again would only send it,
-        // transaction open, to the back of the run queue.
+        // passed. One whose last wait on the database ended less than a tick
+        // ago gave its thread up in that wait: yielding it again would only
+        // send it, transaction open, to the back of the run queue.
         let deadline = Instant::now() + timeout;
-        let mut round_trips_seen = 0;
+        let tick = engine.settings.epoch_tick;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |store| {
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Ok(wasmtime::UpdateDeadline::Interrupt);
             }
-            let round_trips = store.data().transaction.round_trips();
-            Ok(if round_trips != round_trips_seen {
-                round_trips_seen = round_trips;
+            let waited_lately = store
+                .data()
+                .transaction
+                .last_wait_ended()
+                .is_some_and(|ended| now.duration_since(ended) < tick);
+            Ok(if waited_lately {
                 wasmtime::UpdateDeadline::Continue(1)
             } else {
                 wasmtime::UpdateDeadline::Yield(1)

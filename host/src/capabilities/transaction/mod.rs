@@ -137,13 +137,16 @@ pub struct InvocationTransaction {
     /// round trip of its own.
     savepoint_open: bool,
     held: HashSet<String>,
+    /// Keys the executor asked for in this attempt (planned keys it did not
+    /// ask for again are not carried to the next attempt).
+    requested: BTreeSet<String>,
     session_locks: bool,
     doom: Option<Doom>,
     /// Capability calls made in this attempt.
     pub calls: u32,
-    /// Statements sent to the database in this attempt: each is a wait in
-    /// which the invocation gave its worker thread up.
-    round_trips: u64,
+    /// When the last wait on the database ended: a guest that waited since
+    /// the last epoch tick has given its worker thread up in that wait.
+    last_wait_ended: Option<Instant>,
     rows_read: u64,
     rows_written: u64,
     /// Keep every row written (dry runs report them).
@@ -210,10 +213,11 @@ impl InvocationTransaction {
             in_flight: false,
             savepoint_open: false,
             held: HashSet::new(),
+            requested: BTreeSet::new(),
             session_locks: false,
             doom: None,
             calls: 0,
-            round_trips: 0,
+            last_wait_ended: None,
             rows_read: 0,
             rows_written: 0,
             record_writes: false,
@@ -454,9 +458,9 @@ impl InvocationTransaction {
         }
     }
 
-    /// Round trips to the database so far in this attempt.
-    pub fn round_trips(&self) -> u64 {
-        self.round_trips
+    /// When this attempt's last wait on the database ended, if it waited.
+    pub fn last_wait_ended(&self) -> Option<Instant> {
+        self.last_wait_ended
     }
 
     /// Why this attempt was abandoned, if it was.
@@ -503,10 +507,10 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
-            self.round_trips += 1;
             // A plain string runs as a simple query: several statements, one round trip.
             let done = sqlx::Executor::execute(&mut **conn, sql.as_str()).await;
             self.in_flight = false;
+            self.last_wait_ended = Some(Instant::now());
             done.map(drop)
         })
     }
@@ -518,9 +522,9 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
-            self.round_trips += 1;
             let rows = sqlx::query_with(&sql, values).fetch_all(&mut **conn).await;
             self.in_flight = false;
+            self.last_wait_ended = Some(Instant::now());
             rows
         })
     }
@@ -532,9 +536,9 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
-            self.round_trips += 1;
             let done = sqlx::query_with(&sql, values).execute(&mut **conn).await;
             self.in_flight = false;
+            self.last_wait_ended = Some(Instant::now());
             done
         })
     }
@@ -543,12 +547,12 @@ impl InvocationTransaction {
         Box::pin(async move {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
-            self.round_trips += 1;
             let got = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
                 .bind(id)
                 .fetch_one(&mut **conn)
                 .await;
             self.in_flight = false;
+            self.last_wait_ended = Some(Instant::now());
             got
         })
     }
@@ -586,7 +590,13 @@ impl InvocationTransaction {
                 Ok(true)
             }
             Err(e) if matches!(classify(&e), DbFailure::LockTimeout) => Ok(false),
-            Err(e) => Err(self.first_statement_failed(e, unused)),
+            Err(e) => {
+                // The batch may have stopped after its BEGIN (in an aborted
+                // transaction) or before it: end it as if begun, since a
+                // ROLLBACK outside a transaction only warns.
+                self.begun |= then_begin;
+                Err(self.first_statement_failed(e, unused))
+            }
         }
     }
 
@@ -689,6 +699,7 @@ impl InvocationTransaction {
             .into());
         }
         self.check_grant(Capability::Lock)?;
+        self.requested.insert(key.to_owned());
         if self.held.contains(key) {
             return Ok(());
         }
@@ -726,10 +737,11 @@ impl InvocationTransaction {
             );
         }
         // Waiting now would leave this attempt deciding on a stale snapshot.
-        // Abandon it; the replay queues on the key before its snapshot
-        // exists, with the keys it already holds, all in one sorted order.
-        self.plan.queue_first.insert(key.to_owned());
-        self.plan.queue_first.extend(self.held.iter().cloned());
+        // Abandon it; the replay queues, before its snapshot exists, on every
+        // key this attempt asked for (this one included), all in one sorted
+        // order. Rebuilt from this attempt rather than added to, so that
+        // keys only an earlier attempt needed do not pile up across replays.
+        self.plan.queue_first = self.requested.clone();
         Err(self.abort(Doom::Retry {
             reason: RetryReason::LockContended,
             contended_key: Some(key.to_owned()),
@@ -1006,7 +1018,10 @@ impl InvocationTransaction {
         };
         // Session locks go in COMMIT's round trip: a queue on a hot key moves
         // one round trip sooner per holder. The batch stops at a failed
-        // COMMIT, which then unlocks in finish_failed.
+        // COMMIT, which then unlocks in finish_failed. An error after a
+        // COMMIT that went through (the connection lost in between) is read
+        // as a failed commit and not replayed: the same doubt a lost answer
+        // to COMMIT alone leaves, never a second write.
         let unlock = self.session_locks;
         if unlock {
             commit.push_str("; ");
