@@ -250,19 +250,15 @@ async fn tenants_and_keys_are_the_operators_alone() {
             assert_eq!(answer.status, 401, "{method} {path} with {bad:?}");
             answer.any_problem(401);
         }
-        // The key is judged before the query string and the body are read:
-        // a bad key with a bad query or a body over the limit is still 401.
-        let invoke = "/v1/executors/create-service/invoke";
-        for request in [
-            server
-                .request(Method::POST, &format!("{invoke}?dry_run=maybe"), bad)
-                .body("{}"),
-            server
-                .request(Method::POST, invoke, bad)
-                .body(vec![b' '; 3 << 20]),
-        ] {
-            server.send(request).await.any_problem(401);
-        }
+        // The key is judged before the query string (and the body) are
+        // read: a bad key with a bad query is still 401. (Not tested with a
+        // body over the limit: the server answers before reading it and
+        // closes the connection, which makes the client's side racy.)
+        let bad_query = "/v1/executors/create-service/invoke?dry_run=maybe";
+        server
+            .send(server.request(Method::POST, bad_query, bad).body("{}"))
+            .await
+            .any_problem(401);
     }
 }
 
