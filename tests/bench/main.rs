@@ -86,16 +86,10 @@ async fn throughput(
 /// it started (its descendants), from /proc: a cost per invocation that the
 /// other work on a shared machine does not blur the way it blurs throughput.
 fn cpu_seconds() -> (f64, f64) {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let stat = |pid: &str| -> Option<(u32, f64)> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the parenthesised command name: state ppid ... utime(14) stime(15).
-        let rest = &text[text.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ppid = fields.get(1)?.parse().ok()?;
-        let used = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some((ppid, used / ticks))
+        let stat = ProcStat::parse(&text)?;
+        Some((stat.ppid, stat.cpu_seconds))
     };
     let me = std::process::id();
     let host = stat("self").map_or(0.0, |(_, used)| used);
@@ -130,26 +124,44 @@ fn cpu_seconds() -> (f64, f64) {
     (host, database)
 }
 
+/// The fields of a /proc `stat` file the benches read.
+struct ProcStat<'a> {
+    name: &'a str,
+    ppid: u32,
+    /// User + system time so far.
+    cpu_seconds: f64,
+}
+
+impl<'a> ProcStat<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        // pid (name) state ppid ... utime(14) stime(15): the name may hold
+        // spaces and parentheses, so split at the last ')'.
+        let (open, close) = (text.find('(')?, text.rfind(')')?);
+        let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
+        let used = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ProcStat {
+            name: &text[open + 1..close],
+            ppid: fields.get(1)?.parse().ok()?,
+            cpu_seconds: used / ticks,
+        })
+    }
+}
+
 /// CPU seconds (user + system) used so far by this process's threads whose
 /// name starts with `prefix`.
 fn thread_cpu_seconds(prefix: &str) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     std::fs::read_dir("/proc/self/task")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|task| {
             let text = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            let name = &text[text.find('(')? + 1..text.rfind(')')?];
-            if !name.starts_with(prefix) {
-                return None;
-            }
-            let fields: Vec<&str> = text[text.rfind(')')? + 2..].split_whitespace().collect();
-            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+            let stat = ProcStat::parse(&text)?;
+            stat.name.starts_with(prefix).then_some(stat.cpu_seconds)
         })
-        .sum::<f64>()
-        / ticks
+        .sum()
 }
 
 /// Throughput of one measured run plus the CPU it cost per invocation.

@@ -417,15 +417,21 @@ async fn postgres_version(report: &mut Report) {
     ));
 }
 
+/// A new tenant with the 100 services the sandbox part books on.
+async fn tenant_with_services(host: &Host) -> (TenantId, Vec<String>) {
+    let tenant = tenant(&owner()).await;
+    let mut services = Vec::new();
+    for i in 0..100 {
+        services.push(create_service(host, tenant, &format!("bench-{i}"), 60).await);
+    }
+    (tenant, services)
+}
+
 async fn sandbox_overhead(report: &mut Report) {
     let registry = executors();
     let unaudited = Host::new(pool(40).await, registry.clone(), unaudited());
     let audited = Host::new(pool(40).await, registry, HostSettings::default());
-    let tenant = tenant(&owner()).await;
-    let mut services = Vec::new();
-    for i in 0..100 {
-        services.push(create_service(&audited, tenant, &format!("bench-{i}"), 60).await);
-    }
+    let (tenant, services) = tenant_with_services(&audited).await;
     let mut slot = 0;
     book(Way::Wasm, &unaudited, tenant, &services, slot, 300, 8).await;
     slot += 300;
@@ -1068,11 +1074,7 @@ pub async fn sandbox_only() {
 /// `way` is `wasm` or `native`.
 pub async fn one_way(way: &str, clients: usize, count: usize) {
     let host = Host::new(pool(40).await, executors(), unaudited());
-    let tenant = tenant(&owner()).await;
-    let mut services = Vec::new();
-    for i in 0..100 {
-        services.push(create_service(&host, tenant, &format!("bench-{i}"), 60).await);
-    }
+    let (tenant, services) = tenant_with_services(&host).await;
     let way = match way {
         "wasm" => Way::Wasm,
         "native" => Way::Capabilities,

@@ -500,6 +500,13 @@ impl InvocationTransaction {
         }
     }
 
+    /// A statement's answer arrived: the connection is in a known state
+    /// again, and the invocation has just waited (see `last_wait_ended`).
+    fn wait_ended(&mut self) {
+        self.in_flight = false;
+        self.last_wait_ended = Some(Instant::now());
+    }
+
     // The statement helpers return boxed futures: sqlx's `Executor` for
     // `&mut PgConnection` trips rustc's higher-ranked Send check when awaited
     // directly inside the generated (Send) host-trait futures.
@@ -509,8 +516,7 @@ impl InvocationTransaction {
             self.in_flight = true;
             // A plain string runs as a simple query: several statements, one round trip.
             let done = sqlx::Executor::execute(&mut **conn, sql.as_str()).await;
-            self.in_flight = false;
-            self.last_wait_ended = Some(Instant::now());
+            self.wait_ended();
             done.map(drop)
         })
     }
@@ -523,8 +529,7 @@ impl InvocationTransaction {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
             let rows = sqlx::query_with(&sql, values).fetch_all(&mut **conn).await;
-            self.in_flight = false;
-            self.last_wait_ended = Some(Instant::now());
+            self.wait_ended();
             rows
         })
     }
@@ -537,8 +542,7 @@ impl InvocationTransaction {
             let conn = self.conn.as_mut().expect("checked by conn()");
             self.in_flight = true;
             let done = sqlx::query_with(&sql, values).execute(&mut **conn).await;
-            self.in_flight = false;
-            self.last_wait_ended = Some(Instant::now());
+            self.wait_ended();
             done
         })
     }
@@ -551,8 +555,7 @@ impl InvocationTransaction {
                 .bind(id)
                 .fetch_one(&mut **conn)
                 .await;
-            self.in_flight = false;
-            self.last_wait_ended = Some(Instant::now());
+            self.wait_ended();
             got
         })
     }
@@ -568,15 +571,15 @@ impl InvocationTransaction {
     async fn session_lock(&mut self, id: i64, then_begin: bool) -> Result<bool, CapabilityError> {
         self.conn()?;
         let timeout = self.settings.lock_timeout.as_millis();
-        let mut sql = format!("SET lock_timeout = {timeout}; ");
-        if then_begin {
-            sql.push_str("SET LOCAL client_min_messages = error; ");
-        }
-        sql.push_str(&format!("SELECT pg_advisory_lock({id})"));
-        if then_begin {
-            sql.push_str("; COMMIT; ");
-            sql.push_str(&self.begin_sql());
-        }
+        let sql = if then_begin {
+            format!(
+                "SET lock_timeout = {timeout}; SET LOCAL client_min_messages = error; \
+                 SELECT pg_advisory_lock({id}); COMMIT; {}",
+                self.begin_sql()
+            )
+        } else {
+            format!("SET lock_timeout = {timeout}; SELECT pg_advisory_lock({id})")
+        };
         let unused = self.unused();
         // Set before the round trip: an error after the grant leaves the
         // lock held, and releasing none is harmless.
