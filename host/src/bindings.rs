@@ -1,4 +1,5 @@
-//! The one `bindgen!` of the host: Rust types and traits generated from `wit/`.
+//! The one `bindgen!` of the host: Rust types and traits generated from `wit/`,
+//! with the trappable error its capability calls return.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -7,7 +8,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     additional_derives: [PartialEq],
     trappable_error_type: {
-        "bookhost:executor/types.error" => crate::capabilities::CapabilityError,
+        "bookhost:executor/types.error" => crate::bindings::CallFailure,
     },
 });
 
@@ -16,3 +17,11 @@ pub use bookhost::executor::types::{
 };
 /// A row as the guest sees it: the exposed columns of one table, in catalog order.
 pub type Row = Vec<Field>;
+
+/// How a capability call ends when it fails: a typed error the executor
+/// receives, or a trap that ends the attempt (the executor cannot catch it).
+#[derive(Debug)]
+pub enum CallFailure {
+    Error(CallError),
+    Trap(wasmtime::Error),
+}

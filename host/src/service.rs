@@ -1,5 +1,6 @@
-//! Running the service: build the host from configuration, serve HTTP with
-//! graceful shutdown, and the one-command development setup.
+//! Running the service from plain settings: build the host and the API state,
+//! serve HTTP with graceful shutdown, and the one-command development setup.
+//! It knows nothing of the command line.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,79 +10,78 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::api::{app, AppState, ServiceConfig};
-use crate::capabilities::grant::{GrantMode, GrantPolicy};
+use crate::capabilities::grant::GrantPolicy;
 use crate::db::local_cluster::{ClusterOptions, LocalCluster};
 use crate::runtime::{ExecutorEngine, ExecutorRegistry};
 use crate::{Host, HostSettings, TenantId};
 
-/// `bookhost serve` configuration (flags or environment).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub db: crate::cli::DatabaseArgs,
-    /// Address to listen on.
-    #[arg(long, env = "BOOKHOST_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// The operator key (administers tenants). Without it operator endpoints refuse all.
-    #[arg(long, env = "BOOKHOST_OPERATOR_KEY", hide_env_values = true)]
-    pub operator_key: Option<String>,
-    #[command(flatten)]
-    pub limits: LimitArgs,
+/// Where the database is.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// The tables' owner: migrations are applied as this role.
+    pub url: String,
+    /// The role the host works as [default: `url` with user bookhost_app].
+    pub app_url: Option<String>,
 }
 
-/// Limits shared by `serve` and `dev`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LimitArgs {
+impl DatabaseSettings {
+    /// Migrate, then pool `max_connections` as the host's role.
+    pub async fn connect(&self, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+        crate::db::connect(&self.url, self.app_url.as_deref(), max_connections).await
+    }
+}
+
+/// The limits `serve` and `dev` share.
+#[derive(Debug, Clone)]
+pub struct ServiceLimits {
     /// Directory of compiled executors, so restarts do not recompile.
-    #[arg(
-        long,
-        env = "BOOKHOST_ARTIFACT_CACHE",
-        default_value = ".bookhost/artifacts"
-    )]
     pub artifact_cache: PathBuf,
     /// Database connections (bounds concurrent invocations).
-    #[arg(long, env = "BOOKHOST_MAX_CONNECTIONS", default_value_t = 32)]
     pub max_connections: u32,
-    /// Wall-clock bound on one attempt of an invocation, in milliseconds.
-    #[arg(long, env = "BOOKHOST_EXECUTION_TIMEOUT_MS", default_value_t = 10_000)]
-    pub execution_timeout_ms: u64,
+    /// Wall-clock bound on one attempt of an invocation.
+    pub execution_timeout: Duration,
     /// Most invocations of one tenant running at once; more get 429.
-    #[arg(long, env = "BOOKHOST_MAX_IN_FLIGHT_PER_TENANT", default_value_t = 64)]
     pub max_in_flight_per_tenant: usize,
-    /// Largest accepted invocation input, in bytes.
-    #[arg(long, env = "BOOKHOST_MAX_INPUT_BYTES", default_value_t = 1 << 20)]
     pub max_input_bytes: usize,
-    /// Largest executor result kept, in bytes; more ends `limit_exceeded`.
-    #[arg(long, env = "BOOKHOST_MAX_OUTPUT_BYTES", default_value_t = 1 << 20)]
     pub max_output_bytes: usize,
-    /// Largest accepted component upload, in bytes.
-    #[arg(long, env = "BOOKHOST_MAX_UPLOAD_BYTES", default_value_t = 8 << 20)]
     pub max_upload_bytes: usize,
-    /// How long an Idempotency-Key's response is replayed, in seconds.
-    #[arg(long, env = "BOOKHOST_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 3600)]
-    pub idempotency_ttl_secs: u64,
+    /// How long an Idempotency-Key's response is replayed.
+    pub idempotency_ttl: Duration,
     /// How declared capabilities become grants.
-    #[arg(
-        long,
-        env = "BOOKHOST_GRANT_POLICY",
-        value_enum,
-        default_value = "allow-declared"
-    )]
-    pub grant_policy: GrantMode,
-    /// Capabilities never granted, comma-separated: `delete:services`,
-    /// `*:storefront_pages`, `delete:*`, `lock`.
-    #[arg(long, env = "BOOKHOST_DENY", value_delimiter = ',')]
-    pub deny: Vec<String>,
+    pub grant_policy: GrantPolicy,
+}
+
+/// Everything `bookhost serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub database: DatabaseSettings,
+    pub listen: SocketAddr,
+    /// The operator key; without it operator endpoints refuse everything.
+    pub operator_key: Option<String>,
+    pub limits: ServiceLimits,
+}
+
+/// Everything `bookhost dev` needs.
+#[derive(Debug, Clone)]
+pub struct DevSettings {
+    /// Where the private PostgreSQL keeps its data (reused across runs).
+    pub data_dir: PathBuf,
+    /// Port of the private PostgreSQL (127.0.0.1 and a Unix socket in the data dir).
+    pub postgres_port: u16,
+    pub listen: SocketAddr,
+    /// Built executors to upload for the demo tenant.
+    pub executors_dir: PathBuf,
+    pub limits: ServiceLimits,
 }
 
 /// Build the host and API state on `pool`.
 pub fn state(
     pool: sqlx::PgPool,
-    limits: &LimitArgs,
+    limits: &ServiceLimits,
     operator_key: Option<String>,
 ) -> anyhow::Result<AppState> {
     let settings = HostSettings {
-        execution_timeout: Duration::from_millis(limits.execution_timeout_ms),
+        execution_timeout: limits.execution_timeout,
         max_in_flight_per_tenant: limits.max_in_flight_per_tenant.max(1),
         max_input_bytes: limits.max_input_bytes,
         max_output_bytes: limits.max_output_bytes,
@@ -97,13 +97,59 @@ pub fn state(
         ServiceConfig {
             operator_key,
             max_component_bytes: limits.max_upload_bytes,
-            idempotency_ttl: Duration::from_secs(limits.idempotency_ttl_secs),
-            grant_policy: GrantPolicy {
-                mode: limits.grant_policy,
-                deny: limits.deny.clone(),
-            },
+            idempotency_ttl: limits.idempotency_ttl,
+            grant_policy: limits.grant_policy.clone(),
         },
     ))
+}
+
+/// A built service, listening, not yet serving.
+pub struct Application {
+    state: AppState,
+    listener: tokio::net::TcpListener,
+}
+
+impl Application {
+    /// Connect (migrating first), build the host and bind the listener.
+    pub async fn build(settings: ServeSettings) -> anyhow::Result<Self> {
+        let pool = settings
+            .database
+            .connect(settings.limits.max_connections)
+            .await?;
+        let state = state(pool, &settings.limits, settings.operator_key)?;
+        Self::with_state(state, settings.listen).await
+    }
+
+    /// Bind `listen` for an already built state.
+    pub async fn with_state(state: AppState, listen: SocketAddr) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        Ok(Self { state, listener })
+    }
+
+    /// Where it listens (the port is known even when 0 was asked for).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serve until a shutdown signal, then let in-flight requests (and so
+    /// invocations) finish and chain the last audit records.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        // Link audit records into their tenants' hash chains in the background.
+        let pool = self.state.host.pool().clone();
+        let chainer = crate::db::audit::spawn_chainer(pool.clone(), Duration::from_secs(1));
+        tracing::info!("bookhost listening on http://{}", self.local_addr()?);
+        axum::serve(self.listener, app(self.state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        chainer.abort();
+        if let Err(e) = crate::db::audit::chain_pending(&pool).await {
+            tracing::warn!("chaining the last audit records: {e:#}");
+        }
+        tracing::info!("bookhost stopped");
+        Ok(())
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -120,52 +166,6 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
-}
-
-/// Serve `state` on `listen` until a shutdown signal, then let in-flight
-/// requests (and so invocations) finish.
-pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
-    // Link audit records into their tenants' hash chains in the background.
-    let pool = state.host.pool().clone();
-    let chainer = crate::db::audit::spawn_chainer(pool.clone(), Duration::from_secs(1));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!("bookhost listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    chainer.abort();
-    if let Err(e) = crate::db::audit::chain_pending(&pool).await {
-        tracing::warn!("chaining the last audit records: {e:#}");
-    }
-    tracing::info!("bookhost stopped");
-    Ok(())
-}
-
-/// `bookhost serve`.
-pub async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let pool = args.db.connect(args.limits.max_connections).await?;
-    serve(state(pool, &args.limits, args.operator_key)?, args.listen).await
-}
-
-/// `bookhost dev` configuration.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DevArgs {
-    /// Where the private PostgreSQL keeps its data (reused across runs).
-    #[arg(long, default_value = ".bookhost/postgres")]
-    pub data_dir: PathBuf,
-    /// Port of the private PostgreSQL (127.0.0.1 and a Unix socket in the data dir).
-    #[arg(long, default_value_t = 5433)]
-    pub postgres_port: u16,
-    /// Address the service listens on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Built executors to upload for the demo tenant.
-    #[arg(long, default_value = "plugins/components")]
-    pub executors_dir: PathBuf,
-    #[command(flatten)]
-    pub limits: LimitArgs,
 }
 
 /// The demo tenant, created on first use.
@@ -231,23 +231,23 @@ async fn upload_dir(state: &AppState, tenant: TenantId, dir: &Path) -> anyhow::R
 
 /// `bookhost dev`: a private PostgreSQL, migrations, a demo tenant with the
 /// example executors and a service, a fresh key, and the server.
-pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
+pub async fn run_dev(settings: DevSettings) -> anyhow::Result<()> {
     let options = ClusterOptions {
-        port: args.postgres_port,
+        port: settings.postgres_port,
         tcp: true,
         unsafe_fast: false,
         die_with_parent: true,
     };
     // Started from this (the main) thread: the server dies with the thread
     // that started it (PR_SET_PDEATHSIG), and this one lives as long as we do.
-    let cluster = LocalCluster::start(&args.data_dir, &options)?;
+    let cluster = LocalCluster::start(&settings.data_dir, &options)?;
     let owner = cluster.connect_options();
     let app = crate::db::app_options(&owner);
-    let pool = crate::db::connect_with(owner, app, args.limits.max_connections).await?;
+    let pool = crate::db::connect_with(owner, app, settings.limits.max_connections).await?;
     let operator_key = format!("op_{}", uuid::Uuid::new_v4().simple());
-    let state = state(pool.clone(), &args.limits, Some(operator_key.clone()))?;
+    let state = state(pool.clone(), &settings.limits, Some(operator_key.clone()))?;
     let tenant = demo_tenant(&pool).await?;
-    let executors = upload_dir(&state, tenant, &args.executors_dir).await?;
+    let executors = upload_dir(&state, tenant, &settings.executors_dir).await?;
     let key = crate::db::keys::issue(&pool, tenant).await?;
     let service: Option<uuid::Uuid> = sqlx::query_scalar(
         "SELECT id FROM services WHERE tenant_id = $1 ORDER BY created_at LIMIT 1",
@@ -276,7 +276,8 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     let start = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT10:00:00Z");
-    let base = format!("http://{}", args.listen);
+    let application = Application::with_state(state, settings.listen).await?;
+    let base = format!("http://{}", application.local_addr()?);
     println!("bookhost dev");
     println!("  PostgreSQL:     {}", cluster.database_url());
     println!("  executors:      {}", executors.join(", "));
@@ -292,7 +293,7 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     println!("The agent's tools:");
     println!("  curl -s {base}/v1/tools -H 'Authorization: Bearer {key}'");
     println!();
-    serve(state, args.listen).await?;
+    application.run_until_stopped().await?;
     drop(cluster);
     Ok(())
 }

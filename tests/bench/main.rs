@@ -316,7 +316,8 @@ async fn rls_overhead() {
 /// attempt's three calls and building the SQL that appends it.
 fn audit_record_cost() {
     use bookhost::bindings::{Condition, Field, Operator, Value};
-    use bookhost::capabilities::audit::{insert_detail, query_detail, AuditCall};
+    use bookhost::capabilities::audit::{insert_detail, query_detail};
+    use bookhost::db::audit::AuditCall;
     let service = Value::Uuid(uuid::Uuid::new_v4().to_string());
     let start = Value::Timestamp(1_893_492_000_000_000);
     let end = Value::Timestamp(1_893_495_600_000_000);
@@ -391,7 +392,7 @@ fn audit_record_cost() {
             attempt: 1,
             executor: "create-booking",
             version: &version,
-            outcome: "committed",
+            outcome: bookhost::db::audit::AttemptOutcome::Committed,
             duration_us: 900,
             calls: &calls,
         };

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bookhost::capabilities::transaction::{
-    CommitError, InvocationTransaction, LockPlan, TransactionSettings,
-};
+use bookhost::capabilities::transaction::{InvocationTransaction, LockPlan, TransactionSettings};
 use bookhost::capabilities::{CapabilityError, Doom};
 use bookhost::runtime::{EngineSettings, ExecutorEngine, ExecutorRegistry};
 use bookhost::{Host, HostSettings, InvocationOutcome, TenantId};
@@ -297,8 +295,8 @@ async fn native_capabilities(
         match booking_calls(&mut tx, service.clone(), start_micros).await {
             Ok(()) => match tx.commit().await {
                 Ok(()) => return attempt,
-                Err(CommitError::Retry(_)) => continue,
-                Err(CommitError::Fatal(e)) => panic!("{e}"),
+                Err(Doom::Retry { .. }) => continue,
+                Err(doom) => panic!("{doom}"),
             },
             Err(CapabilityError::Abort(Doom::Retry { .. })) => {
                 tx.rollback().await;
@@ -1003,8 +1001,8 @@ async fn memory(report: &mut Report) {
             // Hold one lock so all 64 invocations are live at once, waiting.
             let blocker = host.pool().acquire().await.unwrap();
             let mut blocker = blocker.detach();
-            let key = bookhost::capabilities::transaction::advisory_lock_id(
-                "lock",
+            let key = bookhost::db::locks::advisory_lock_id(
+                bookhost::db::locks::LockNamespace::Lock,
                 tenant,
                 &format!("booking:{service}:2032-01-01"),
             );

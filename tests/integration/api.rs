@@ -833,8 +833,8 @@ async fn idempotency_key_is_in_progress_while_the_first_request_runs() {
         .to_string();
 
     // create-booking-locked calls lock("booking:<service>:<day>") first: hold it.
-    let lock = bookhost::capabilities::transaction::advisory_lock_id(
-        "lock",
+    let lock = bookhost::db::locks::advisory_lock_id(
+        bookhost::db::locks::LockNamespace::Lock,
         tenant.id,
         &format!("booking:{service}:2030-06-01"),
     );

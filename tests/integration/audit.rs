@@ -369,7 +369,7 @@ async fn a_record_stores_any_text_verbatim() {
     let host = host(2).await;
     let tenant = tenant(&owner()).await;
     let hostile = "$a$ $a1$ $$ ' '' \\ \\' \u{0} E'x' $a$'); DROP TABLE audit_records; --";
-    let call = bookhost::capabilities::audit::AuditCall {
+    let call = audit::AuditCall {
         capability: "lock",
         table: Some(hostile.to_owned()),
         detail: bookhost::capabilities::audit::lock_detail(hostile),
@@ -390,7 +390,7 @@ async fn a_record_stores_any_text_verbatim() {
         attempt: 1,
         executor: &name,
         version: &name,
-        outcome: "committed",
+        outcome: audit::AttemptOutcome::Committed,
         duration_us: 1,
         calls: std::slice::from_ref(&call),
     };
@@ -460,7 +460,7 @@ async fn a_record_that_commits_late_is_still_chained() {
         attempt: 1,
         executor: "late",
         version: "0",
-        outcome: "committed",
+        outcome: audit::AttemptOutcome::Committed,
         duration_us: 1,
         calls: &[],
     };

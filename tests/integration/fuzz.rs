@@ -285,7 +285,8 @@ fn arbitrary_calls_on_a_real_transaction_end_typed() {
                             Call::Delete(t, c) => tx.delete(t, c).await.map(|_| ()),
                         };
                         match result {
-                            Ok(()) | Err(CapabilityError::Call(_)) => {}
+                            Ok(()) | Err(CapabilityError::Call(_) | CapabilityError::Denied(_)) => {
+                            }
                             Err(CapabilityError::Abort(Doom::Limit { .. })) => break,
                             Err(CapabilityError::Abort(doom)) => {
                                 outcome =

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bookhost::capabilities::transaction::advisory_lock_id;
+use bookhost::db::locks::{advisory_lock_id, LockNamespace};
 use bookhost::{HostSettings, InvocationOutcome};
 use bookhost_tests::*;
 use serde_json::json;
@@ -120,7 +120,7 @@ async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
         report.outcome,
         InvocationOutcome::Timeout { timeout_ms: 300 }
     );
-    let id = advisory_lock_id("lock", tenant, "hostile");
+    let id = advisory_lock_id(LockNamespace::Lock, tenant, "hostile");
     let held: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
          AND classid = ($1::bigint)::oid AND objid = ($2::bigint)::oid",

@@ -1,7 +1,7 @@
 //! Invocations over HTTP: schema validation first, then the runtime, with
 //! idempotency keys and dry runs; one status per outcome.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::auth::InvocationTarget;
 use super::problem::InputError;
 use super::{ApiError, AppState};
-use crate::db::idempotency::{self, InProgress, StoredResponse};
+use crate::db::idempotency::{self, NextAction, StoredResponse};
 use crate::db::sql::Statement;
 use crate::runtime::{CommitHook, InvocationOutcome, InvocationReport, InvokeOptions};
 use crate::TenantId;
@@ -49,8 +49,10 @@ pub struct InvocationResponse {
     pub writes: Vec<crate::capabilities::transaction::WriteRecord>,
 }
 
-/// The HTTP answer for a finished invocation: a JSON body with its status,
-/// or a problem for outcomes that are the host's or the executor's fault.
+/// The HTTP answer for a finished invocation: a JSON body with its status
+/// (committed, or the executor's refusal), or a problem for outcomes that
+/// are the host's or the executor's fault. A pure function of the report,
+/// so a stored answer and the one sent are the same bytes.
 fn answer(report: &InvocationReport, version: &str) -> Result<(StatusCode, Vec<u8>), ApiError> {
     let mut body = InvocationResponse {
         invocation_id: report.invocation_id,
@@ -64,58 +66,73 @@ fn answer(report: &InvocationReport, version: &str) -> Result<(StatusCode, Vec<u
         writes: report.writes.clone(),
     };
     let invocation_id = report.invocation_id;
+    let failed = |status, slug, detail| ApiError::Invocation {
+        status,
+        slug,
+        detail,
+        invocation_id,
+    };
     let status = match &report.outcome {
         InvocationOutcome::Ok { output } => {
             body.result = Some(output.clone());
             StatusCode::OK
         }
         InvocationOutcome::UserError { body: error } => {
-            let invalid_input = error.get("error").and_then(|e| e.as_str()) == Some("invalid_input");
+            let invalid_input =
+                error.get("error").and_then(|e| e.as_str()) == Some("invalid_input");
             body.error = Some(error.clone());
-            if invalid_input { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::CONFLICT }
+            if invalid_input {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::CONFLICT
+            }
         }
         InvocationOutcome::Trap { message } => {
-            return Err(ApiError::Invocation {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                slug: "executor-trapped",
-                detail: format!("the executor trapped: {message}; nothing was written"),
-                invocation_id,
-            })
+            return Err(failed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "executor-trapped",
+                format!("the executor trapped: {message}; nothing was written"),
+            ))
         }
         InvocationOutcome::Timeout { timeout_ms } => {
-            return Err(ApiError::Invocation {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                slug: "executor-timeout",
-                detail: format!("the executor ran longer than {timeout_ms} ms; nothing was written"),
-                invocation_id,
-            })
+            return Err(failed(
+                StatusCode::GATEWAY_TIMEOUT,
+                "executor-timeout",
+                format!("the executor ran longer than {timeout_ms} ms; nothing was written"),
+            ))
         }
-        InvocationOutcome::RetriesExhausted { attempts, last_reason } => {
-            return Err(ApiError::Invocation {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                slug: "retries-exhausted",
-                detail: format!("{attempts} attempts all conflicted (last: {last_reason}); nothing was written; retry later"),
-                invocation_id,
-            })
+        InvocationOutcome::RetriesExhausted {
+            attempts,
+            last_reason,
+        } => {
+            return Err(failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "retries-exhausted",
+                format!(
+                    "{attempts} attempts all conflicted (last: {last_reason}); nothing was \
+                     written; retry later"
+                ),
+            ))
         }
         InvocationOutcome::LimitExceeded { limit, message } => {
-            return Err(ApiError::Invocation {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                slug: "limit-exceeded",
-                detail: format!("the executor went over its {limit} limit: {message}; nothing was written"),
-                invocation_id,
-            })
+            return Err(failed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "limit-exceeded",
+                format!("the executor went over its {limit} limit: {message}; nothing was written"),
+            ))
         }
         InvocationOutcome::HostFailure { message } => {
-            return Err(ApiError::Invocation {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                slug: "host-failure",
-                detail: format!("the host could not complete the invocation: {message}; nothing was written"),
-                invocation_id,
-            })
+            return Err(failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "host-failure",
+                format!(
+                    "the host could not complete the invocation: {message}; nothing was written"
+                ),
+            ))
         }
     };
-    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.into()))?;
+    // A struct of strings, numbers and JSON values always serializes.
+    let bytes = serde_json::to_vec(&body).expect("an invocation response serializes");
     Ok((status, bytes))
 }
 
@@ -132,30 +149,35 @@ fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response 
     response
 }
 
-/// Stores the response of an ok invocation in the invocation's own
-/// transaction, and keeps the exact bytes so the caller answers with them.
-struct StoreResponse {
+/// Stores the answer of a committed invocation in the invocation's own
+/// transaction, so it commits exactly when the executor's writes do.
+struct StoreAnswer {
     tenant: TenantId,
     key: String,
     request_hash: String,
     version: String,
     ttl: std::time::Duration,
-    answered: Mutex<Option<(StatusCode, Vec<u8>)>>,
 }
 
-impl CommitHook for StoreResponse {
-    fn statement(&self, report: &InvocationReport) -> Statement {
-        let (status, bytes) = answer(report, &self.version).unwrap_or((StatusCode::OK, Vec::new()));
-        let statement = idempotency::store_statement(
+impl StoreAnswer {
+    fn statement_for(&self, status: StatusCode, bytes: &[u8]) -> Statement {
+        idempotency::store_statement(
             self.tenant,
             &self.key,
             &self.request_hash,
             status.as_u16(),
-            &bytes,
+            bytes,
             self.ttl,
-        );
-        *self.answered.lock().expect("not poisoned") = Some((status, bytes));
-        statement
+        )
+    }
+}
+
+impl CommitHook for StoreAnswer {
+    /// Only committed reports reach a commit hook; their answer is a body.
+    fn statement(&self, report: &InvocationReport) -> Statement {
+        let (status, bytes) =
+            answer(report, &self.version).expect("a committed invocation answers with a body");
+        self.statement_for(status, &bytes)
     }
 }
 
@@ -216,35 +238,18 @@ pub async fn invoke(
             ),
         });
     }
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .filter(|k| (1..=255).contains(&k.len()))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid-idempotency-key",
-                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                    )
-                })?
-                .to_owned(),
-        ),
-    };
+    let key = idempotency_key(&headers)?;
     let host = &state.host;
-    let pool = host.pool();
     let input_text = input.to_string();
     let (Some(key), false) = (key, query.dry_run) else {
         let options = InvokeOptions {
             dry_run: query.dry_run,
             on_commit: None,
-            grant: Some(grant.clone()),
+            grant: Some(grant),
         };
         let report = host
             .invoke_executor(tenant, &executor, &input_text, options)
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         let (status, bytes) = answer(&report, &executor.digest)?;
         return Ok(json_response(status, bytes, false));
     };
@@ -256,31 +261,26 @@ pub async fn invoke(
             .chain_update(&body)
             .finalize(),
     );
-    if let Some(stored) = idempotency::find(pool, tenant, &key).await? {
-        return replay(stored, &request_hash);
-    }
-    let Some(in_progress) = InProgress::try_begin(&state.claims, tenant, &key).await? else {
-        return Err(ApiError::Conflict {
-            slug: "idempotency-key-in-progress",
-            detail: "a request with this Idempotency-Key is still running; retry later".into(),
-        });
+    let claim = match idempotency::try_processing(host.pool(), &state.claims, tenant, &key).await? {
+        NextAction::ReturnSavedResponse(stored) => return replay(stored, &request_hash),
+        NextAction::InProgressElsewhere => {
+            return Err(ApiError::Conflict {
+                slug: "idempotency-key-in-progress",
+                detail: "a request with this Idempotency-Key is still running; retry later".into(),
+            })
+        }
+        NextAction::StartProcessing(claim) => claim,
     };
-    // The first request may have finished between the lookup and the lock.
-    if let Some(stored) = idempotency::find(pool, tenant, &key).await? {
-        in_progress.finish().await;
-        return replay(stored, &request_hash);
-    }
-    let hook = Arc::new(StoreResponse {
+    let store = Arc::new(StoreAnswer {
         tenant,
-        key: key.clone(),
-        request_hash: request_hash.clone(),
+        key,
+        request_hash,
         version: executor.digest.clone(),
         ttl: state.config.idempotency_ttl,
-        answered: Mutex::new(None),
     });
     let options = InvokeOptions {
         dry_run: false,
-        on_commit: Some(hook.clone()),
+        on_commit: Some(store.clone()),
         grant: Some(grant),
     };
     let report = host
@@ -288,38 +288,36 @@ pub async fn invoke(
         .await;
     let response = match report {
         Err(e) => Err(ApiError::from(e)),
-        Ok(report) => match &report.outcome {
-            // Committed together with the executor's writes: answer with the stored bytes.
-            InvocationOutcome::Ok { .. } => {
-                let (status, bytes) = hook
-                    .answered
-                    .lock()
-                    .expect("not poisoned")
-                    .take()
-                    .unwrap_or_default();
+        Ok(report) => match (&report.outcome, answer(&report, &executor.digest)) {
+            // A refusal is a completed answer too (nothing was written):
+            // stored now, after its rollback. A committed answer was stored
+            // by its own commit, from this very report.
+            (InvocationOutcome::UserError { .. }, Ok((status, bytes))) => {
+                idempotency::store(host.pool(), store.statement_for(status, &bytes)).await?;
                 Ok(json_response(status, bytes, false))
             }
-            // A refusal is a completed answer too (nothing was written): store it.
-            InvocationOutcome::UserError { .. } => match answer(&report, &executor.digest) {
-                Ok((status, bytes)) => {
-                    let statement = idempotency::store_statement(
-                        tenant,
-                        &key,
-                        &request_hash,
-                        status.as_u16(),
-                        &bytes,
-                        state.config.idempotency_ttl,
-                    );
-                    idempotency::store(pool, statement).await?;
-                    Ok(json_response(status, bytes, false))
-                }
-                Err(problem) => Err(problem),
-            },
             // Traps, timeouts and host failures are not stored: a retry runs again.
-            _ => answer(&report, &executor.digest)
-                .map(|(status, bytes)| json_response(status, bytes, false)),
+            (_, answered) => answered.map(|(status, bytes)| json_response(status, bytes, false)),
         },
     };
-    in_progress.finish().await;
+    claim.finish().await;
     response
+}
+
+/// The Idempotency-Key header, if any: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()))
+        .map(|k| Some(k.to_owned()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid-idempotency-key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })
 }

@@ -4,6 +4,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::runtime::InvokeError;
+
 /// A problem document (RFC 7807). `type` is `urn:bookhost:problem:<slug>`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -148,15 +150,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::runtime::InvokeError> for ApiError {
-    fn from(error: crate::runtime::InvokeError) -> Self {
-        use crate::runtime::InvokeError;
+impl From<InvokeError> for ApiError {
+    fn from(error: InvokeError) -> Self {
+        let detail = error.to_string();
         match error {
-            InvokeError::UnknownExecutor(_) => ApiError::NotFound(error.to_string()),
-            InvokeError::TenantBusy(_) => ApiError::TooManyRequests(error.to_string()),
-            InvokeError::InvalidInput(_) | InvokeError::InputTooLarge { .. } => {
-                ApiError::bad_request(error.slug(), error.to_string())
-            }
+            InvokeError::UnknownExecutor(_) => ApiError::NotFound(detail),
+            InvokeError::TenantBusy(_) => ApiError::TooManyRequests(detail),
+            InvokeError::InvalidInput(_) => ApiError::bad_request("malformed-json", detail),
+            InvokeError::InputTooLarge { .. } => ApiError::bad_request("input-too-large", detail),
         }
     }
 }

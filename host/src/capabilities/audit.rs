@@ -1,4 +1,5 @@
-//! What the audit keeps of one capability call, with personal values redacted.
+//! What the audit keeps of each capability call: the call's record, with
+//! personal values redacted, made as the call ends.
 //!
 //! Redaction rule: values of columns the catalog marks personal (`customer`,
 //! `pet`) are replaced by `sha256:` and the first 16 hex digits of the SHA-256
@@ -6,32 +7,79 @@
 //! itself is not stored. Everything else (ids, times, statuses, lock keys) is
 //! kept as given.
 
+use std::time::{Duration, Instant};
+
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
+use super::CapabilityError;
 use crate::bindings::{CallError, Condition, Field, Operator, Value};
+pub use crate::db::audit::AuditCall;
 use crate::db::{catalog, sql};
 
-/// One capability call as the audit records it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditCall {
+/// The calls of one attempt, recorded in order as they end.
+#[derive(Debug)]
+pub struct CallRecorder {
+    calls: Vec<AuditCall>,
+    /// Keep each call's redacted detail (off when nothing is audited: only
+    /// its kind and outcome are kept, for metrics).
+    details: bool,
+}
+
+/// One call as it ended, for its record.
+pub struct EndedCall<'a, T> {
     /// `lock`, `query`, `insert`, `update` or `delete`.
     pub capability: &'static str,
-    pub table: Option<String>,
-    /// Conditions, values or key, with personal values redacted, as JSON
-    /// text: serialized once, straight from the call's own arguments, since
-    /// this is built on every call of every audited attempt.
-    pub detail: Box<RawValue>,
-    /// Rows returned or affected.
-    pub rows: i64,
-    /// `ok`, `denied`, `error:<kind>` or `aborted` (the attempt was doomed).
-    pub outcome: String,
-    pub error: Option<String>,
-    pub lock_wait_us: i64,
-    pub duration_us: i64,
-    pub at: chrono::DateTime<chrono::Utc>,
+    pub table: Option<&'a str>,
+    pub started: Instant,
+    pub lock_wait: Duration,
+    pub result: &'a Result<T, CapabilityError>,
+    /// Rows returned or affected, when it succeeded.
+    pub rows: u64,
+}
+
+impl CallRecorder {
+    pub fn new(details: bool) -> Self {
+        Self {
+            calls: Vec::new(),
+            details,
+        }
+    }
+
+    /// Record a call; `detail` is built only when details are kept.
+    pub fn record<T>(&mut self, call: EndedCall<'_, T>, detail: impl FnOnce() -> Box<RawValue>) {
+        let detail = if self.details { detail() } else { no_detail() };
+        let (outcome, error, rows) = match call.result {
+            Ok(_) => ("ok".to_owned(), None, call.rows as i64),
+            Err(CapabilityError::Denied(denied)) => {
+                ("denied".to_owned(), Some(denied.to_string()), 0)
+            }
+            Err(CapabilityError::Call(e)) => (
+                format!("error:{}", error_kind(e)),
+                Some(error_message(e)),
+                0,
+            ),
+            Err(CapabilityError::Abort(doom)) => ("aborted".to_owned(), Some(doom.to_string()), 0),
+        };
+        self.calls.push(AuditCall {
+            capability: call.capability,
+            table: call.table.map(str::to_owned),
+            detail,
+            rows,
+            outcome,
+            error,
+            lock_wait_us: call.lock_wait.as_micros() as i64,
+            duration_us: call.started.elapsed().as_micros() as i64,
+            at: chrono::Utc::now(),
+        });
+    }
+
+    /// Every call recorded so far, in order.
+    pub fn take(&mut self) -> Vec<AuditCall> {
+        std::mem::take(&mut self.calls)
+    }
 }
 
 /// The detail of a call whose detail was not kept (auditing off).

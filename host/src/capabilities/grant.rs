@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::bindings::CallError;
 use crate::db::catalog;
+pub use crate::db::executors::GrantDecision;
 
 /// One thing an executor may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,6 +16,42 @@ pub enum Capability {
     Update(&'static str),
     Delete(&'static str),
 }
+
+/// What a capability does to its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Query,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    /// `query`, `insert`, `update` or `delete`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Query => "query",
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+
+    /// This operation on `table`.
+    pub fn on(self, table: &'static str) -> Capability {
+        match self {
+            Operation::Query => Capability::Query(table),
+            Operation::Insert => Capability::Insert(table),
+            Operation::Update => Capability::Update(table),
+            Operation::Delete => Capability::Delete(table),
+        }
+    }
+}
+
+/// A call the executor's grant does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("missing grant {0}")]
+pub struct Denied(pub Capability);
 
 impl Capability {
     /// Parse `lock` or `<operation>:<table>` (the table from the catalog).
@@ -83,12 +119,12 @@ impl Grant {
         }
     }
 
-    /// `forbidden`, naming the missing grant, unless `capability` is granted.
-    pub fn check(&self, capability: Capability) -> Result<(), CallError> {
+    /// `Denied` (naming the missing grant) unless `capability` is granted.
+    pub fn check(&self, capability: Capability) -> Result<(), Denied> {
         if self.allowed.contains(&capability) {
             Ok(())
         } else {
-            Err(CallError::Forbidden(format!("missing grant {capability}")))
+            Err(Denied(capability))
         }
     }
 
@@ -98,7 +134,7 @@ impl Grant {
 }
 
 /// How declared capabilities become grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GrantMode {
     /// Grant what the manifest declares (minus the deny list).
     #[default]
@@ -113,18 +149,6 @@ pub struct GrantPolicy {
     pub mode: GrantMode,
     /// Never granted: `lock`, `<operation>:<table>`, `*:<table>` or `<operation>:*`.
     pub deny: Vec<String>,
-}
-
-/// A version's grant as decided at upload.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct GrantDecision {
-    pub requested: Vec<String>,
-    /// Capabilities calls may use (empty while approval is pending).
-    pub granted: Vec<String>,
-    /// Declared but refused by the deny list.
-    pub denied: Vec<String>,
-    /// `granted` or `pending-approval`.
-    pub status: String,
 }
 
 impl GrantPolicy {

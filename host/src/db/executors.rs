@@ -4,6 +4,18 @@ use sqlx::PgPool;
 
 use crate::TenantId;
 
+/// A version's grant as decided at upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct GrantDecision {
+    pub requested: Vec<String>,
+    /// Capabilities calls may use (empty while approval is pending).
+    pub granted: Vec<String>,
+    /// Declared but refused by the deny list.
+    pub denied: Vec<String>,
+    /// `granted` or `pending-approval`.
+    pub status: String,
+}
+
 /// One stored version.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct VersionInfo {
@@ -31,7 +43,7 @@ pub struct NewVersion<'a> {
     pub description: &'a str,
     pub input_schema: &'a serde_json::Value,
     /// The grant decided for this version by the operator's policy.
-    pub grant: &'a crate::capabilities::grant::GrantDecision,
+    pub grant: &'a GrantDecision,
 }
 
 /// Store a version (if new) and make it active. Returns whether it was new
@@ -101,7 +113,7 @@ pub async fn grant(
     tenant: TenantId,
     name: &str,
     version: Option<&str>,
-) -> anyhow::Result<Option<(String, crate::capabilities::grant::GrantDecision)>> {
+) -> anyhow::Result<Option<(String, GrantDecision)>> {
     let row: Option<(String, Vec<String>, Vec<String>, String)> = sqlx::query_as(
         "SELECT v.digest, v.capabilities, v.granted, v.grant_status FROM executors e \
          JOIN executor_versions v ON v.tenant_id = e.tenant_id AND v.name = e.name \
@@ -122,7 +134,7 @@ pub async fn grant(
         } else {
             Vec::new()
         };
-        let decision = crate::capabilities::grant::GrantDecision {
+        let decision = GrantDecision {
             requested,
             granted,
             denied,

@@ -1,12 +1,13 @@
-//! Idempotency records: the first completed response for (tenant, key).
+//! Idempotency keys: the first completed response for (tenant, key), the
+//! claim a request holds on its key while it runs, and what to do next.
 
 use sea_query::{Alias, OnConflict, PostgresQueryBuilder, Query};
 use sea_query_binder::SqlxBinder;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
+use super::locks::{advisory_lock_id, LockNamespace};
 use super::sql::Statement;
-use crate::capabilities::transaction::advisory_lock_id;
 use crate::TenantId;
 
 /// A stored response.
@@ -81,23 +82,53 @@ pub async fn store(pool: &PgPool, statement: Statement) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What to do with a request that carries an Idempotency-Key.
+pub enum NextAction {
+    /// No completed answer yet: run the request while holding the claim,
+    /// then [`Claim::finish`].
+    StartProcessing(Claim),
+    /// The first completed answer for the key, to answer again as it was.
+    ReturnSavedResponse(StoredResponse),
+    /// Another request with this key is still running.
+    InProgressElsewhere,
+}
+
+/// Look up the key's answer, or claim the key to produce it. `pool` holds
+/// the stored answers; the claim is a connection of `claims` (a pool of its
+/// own, so held claims cannot starve the invocations they wait for).
+pub async fn try_processing(
+    pool: &PgPool,
+    claims: &PgPool,
+    tenant: TenantId,
+    key: &str,
+) -> anyhow::Result<NextAction> {
+    if let Some(stored) = find(pool, tenant, key).await? {
+        return Ok(NextAction::ReturnSavedResponse(stored));
+    }
+    let Some(claim) = Claim::try_begin(claims, tenant, key).await? else {
+        return Ok(NextAction::InProgressElsewhere);
+    };
+    // The first request may have finished between the lookup and the claim.
+    if let Some(stored) = find(pool, tenant, key).await? {
+        claim.finish().await;
+        return Ok(NextAction::ReturnSavedResponse(stored));
+    }
+    Ok(NextAction::StartProcessing(claim))
+}
+
 /// Marks (tenant, key) as in progress for as long as it lives: a
 /// session-level advisory lock on a connection of its own, so a crashed
 /// host never leaves a key stuck "in progress".
-pub struct InProgress {
+pub struct Claim {
     conn: Option<PoolConnection<Postgres>>,
     id: i64,
 }
 
-impl InProgress {
+impl Claim {
     /// Ok(None) when another request holds the key.
-    pub async fn try_begin(
-        pool: &PgPool,
-        tenant: TenantId,
-        key: &str,
-    ) -> anyhow::Result<Option<Self>> {
+    async fn try_begin(pool: &PgPool, tenant: TenantId, key: &str) -> anyhow::Result<Option<Self>> {
         let mut conn = pool.acquire().await?;
-        let id = advisory_lock_id("idempotency", tenant, key);
+        let id = advisory_lock_id(LockNamespace::Idempotency, tenant, key);
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(id)
             .fetch_one(&mut *conn)
@@ -108,6 +139,7 @@ impl InProgress {
         }))
     }
 
+    /// Give the key up (its answer is stored, or it is not to be).
     pub async fn finish(mut self) {
         if let Some(mut conn) = self.conn.take() {
             let released = sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -121,7 +153,7 @@ impl InProgress {
     }
 }
 
-impl Drop for InProgress {
+impl Drop for Claim {
     /// Dropped without `finish` (the request was cancelled): close the
     /// connection so the lock goes with it, never back to the pool.
     fn drop(&mut self) {

@@ -2,12 +2,14 @@
 //! classification, migrations and a private PostgreSQL for development and tests.
 
 pub mod audit;
+pub mod batch;
 pub mod catalog;
 pub mod errors;
 pub mod executors;
 pub mod idempotency;
 pub mod keys;
 pub mod local_cluster;
+pub mod locks;
 pub mod sql;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -7,7 +7,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use crate::capabilities::audit::AuditCall;
+use crate::db::audit::AuditCall;
 
 /// The host's metrics, in a registry of their own.
 pub struct Metrics {

@@ -2,12 +2,11 @@
 
 use super::InvocationTransaction;
 use crate::bindings::bookhost::executor::{transaction, types};
-use crate::bindings::{CallError, Condition, Field, OrderBy, Row};
-use crate::capabilities::CapabilityError;
+use crate::bindings::{CallError, CallFailure, Condition, Field, OrderBy, Row};
 
 impl transaction::Host for InvocationTransaction {
-    async fn lock(&mut self, key: String) -> Result<(), CapabilityError> {
-        InvocationTransaction::lock(self, &key).await
+    async fn lock(&mut self, key: String) -> Result<(), CallFailure> {
+        Ok(InvocationTransaction::lock(self, &key).await?)
     }
 
     async fn query(
@@ -16,12 +15,12 @@ impl transaction::Host for InvocationTransaction {
         conditions: Vec<Condition>,
         order: Vec<OrderBy>,
         limit: Option<u32>,
-    ) -> Result<Vec<Row>, CapabilityError> {
-        InvocationTransaction::query(self, &table, &conditions, &order, limit).await
+    ) -> Result<Vec<Row>, CallFailure> {
+        Ok(InvocationTransaction::query(self, &table, &conditions, &order, limit).await?)
     }
 
-    async fn insert(&mut self, table: String, values: Row) -> Result<Row, CapabilityError> {
-        InvocationTransaction::insert(self, &table, &values).await
+    async fn insert(&mut self, table: String, values: Row) -> Result<Row, CallFailure> {
+        Ok(InvocationTransaction::insert(self, &table, &values).await?)
     }
 
     async fn update(
@@ -29,26 +28,26 @@ impl transaction::Host for InvocationTransaction {
         table: String,
         conditions: Vec<Condition>,
         changes: Vec<Field>,
-    ) -> Result<u64, CapabilityError> {
-        InvocationTransaction::update(self, &table, &conditions, &changes).await
+    ) -> Result<u64, CallFailure> {
+        Ok(InvocationTransaction::update(self, &table, &conditions, &changes).await?)
     }
 
     async fn delete(
         &mut self,
         table: String,
         conditions: Vec<Condition>,
-    ) -> Result<u64, CapabilityError> {
-        InvocationTransaction::delete(self, &table, &conditions).await
+    ) -> Result<u64, CallFailure> {
+        Ok(InvocationTransaction::delete(self, &table, &conditions).await?)
     }
 }
 
 impl types::Host for InvocationTransaction {
-    /// A typed error goes to the executor; a doomed attempt becomes a trap
-    /// the executor cannot catch, so it cannot swallow a serialization failure.
-    fn convert_error(&mut self, error: CapabilityError) -> wasmtime::Result<CallError> {
+    /// A typed error goes to the executor; a doomed attempt is a trap the
+    /// executor cannot catch, so it cannot swallow a serialization failure.
+    fn convert_error(&mut self, error: CallFailure) -> wasmtime::Result<CallError> {
         match error {
-            CapabilityError::Call(call) => Ok(call),
-            CapabilityError::Abort(doom) => Err(wasmtime::Error::new(doom)),
+            CallFailure::Error(call) => Ok(call),
+            CallFailure::Trap(trap) => Err(trap),
         }
     }
 }

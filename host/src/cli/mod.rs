@@ -1,14 +1,21 @@
 //! The command line: what each subcommand takes, and what it does.
 
+mod args;
+mod audit;
+mod client;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+pub use self::args::{DatabaseArgs, DevArgs, GrantModeArg, LimitArgs, ServeArgs};
+use self::audit::AuditCommand;
+use self::client::Client;
 use crate::db::local_cluster::{ClusterOptions, LocalCluster};
 use crate::runtime::{ExecutorEngine, ExecutorRegistry, Host, HostSettings, InvocationOutcome};
-use crate::service::{DevArgs, ServeArgs};
+use crate::service::{Application, DatabaseSettings};
 use crate::TenantId;
 
 #[derive(Debug, Parser)]
@@ -20,30 +27,6 @@ use crate::TenantId;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct DatabaseArgs {
-    /// PostgreSQL URL of the tables' owner; migrations are applied on connect.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
-    /// PostgreSQL URL the host works through: a role that owns no table and
-    /// cannot bypass row-level security [default: DATABASE_URL with user
-    /// bookhost_app].
-    #[arg(long, env = "BOOKHOST_APP_DATABASE_URL")]
-    pub app_database_url: Option<String>,
-}
-
-impl DatabaseArgs {
-    /// Migrate, then pool `max_connections` as the host's role.
-    pub async fn connect(&self, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
-        crate::db::connect(
-            &self.database_url,
-            self.app_database_url.as_deref(),
-            max_connections,
-        )
-        .await
-    }
 }
 
 /// Where a running bookhost server is, and the key to use with it.
@@ -174,12 +157,18 @@ pub enum ExecutorCommand {
 /// Run a parsed command; returns the process exit status.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Serve(args) => crate::service::run_serve(args).await.map(|()| 0),
-        Command::Dev(args) => crate::service::run_dev(args).await.map(|()| 0),
+        Command::Serve(args) => {
+            Application::build(args.into())
+                .await?
+                .run_until_stopped()
+                .await?;
+            Ok(0)
+        }
+        Command::Dev(args) => crate::service::run_dev(args.into()).await.map(|()| 0),
         Command::Tenant {
             command: TenantCommand::Create { db, name },
         } => {
-            let pool = db.connect(2).await?;
+            let pool = DatabaseSettings::from(db).connect(2).await?;
             let tenant = crate::db::create_tenant(&pool, &name).await?;
             let key = crate::db::keys::issue(&pool, tenant).await?;
             println!("{tenant}");
@@ -187,7 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate { db } => {
-            db.connect(2).await?;
+            DatabaseSettings::from(db).connect(2).await?;
             println!("migrations applied");
             Ok(0)
         }
@@ -200,10 +189,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             executors_dir,
             ..
         } => {
-            let db = DatabaseArgs {
-                database_url: database_url
-                    .context("local invocations (--tenant) need DATABASE_URL")?,
-                app_database_url,
+            let db = DatabaseSettings {
+                url: database_url.context("local invocations (--tenant) need DATABASE_URL")?,
+                app_url: app_database_url,
             };
             invoke_locally(&db, tenant, &executor, &input, &executors_dir).await
         }
@@ -263,8 +251,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
         }
         Command::Audit { db, command } => {
-            let pool = db.connect(2).await?;
-            run_audit(&pool, command).await
+            let pool = DatabaseSettings::from(db).connect(2).await?;
+            audit::run(&pool, command).await
         }
         Command::Tools { server } => {
             let client = Client::new(&server)?;
@@ -291,7 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn invoke_locally(
-    db: &DatabaseArgs,
+    db: &DatabaseSettings,
     tenant: TenantId,
     executor: &str,
     input: &str,
@@ -324,209 +312,4 @@ async fn invoke_locally(
         InvocationOutcome::UserError { .. } => 2,
         _ => 3,
     })
-}
-
-/// A small HTTP client for the server's API.
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: Option<String>,
-}
-
-impl Client {
-    fn new(server: &ServerArgs) -> anyhow::Result<Self> {
-        Ok(Self {
-            http: reqwest::Client::builder().build()?,
-            base: server.server.trim_end_matches('/').to_owned(),
-            key: server.key.clone(),
-        })
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
-        match &self.key {
-            Some(key) => request.bearer_auth(key),
-            None => request,
-        }
-    }
-
-    /// Send, print the body (pretty JSON when it is JSON) and return the status.
-    async fn print(&self, request: reqwest::RequestBuilder) -> anyhow::Result<u16> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        let text = match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(json) => serde_json::to_string_pretty(&json)?,
-            Err(_) => String::from_utf8_lossy(&body).into_owned(),
-        };
-        if (200..300).contains(&status) {
-            println!("{text}");
-        } else {
-            eprintln!("HTTP {status}");
-            println!("{text}");
-        }
-        Ok(status)
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Chain pending records, walk every chain, report each first broken
-    /// link (exit 1 if any).
-    Verify {
-        #[arg(long)]
-        tenant: Option<TenantId>,
-        /// A file written by `bookhost audit checkpoint`.
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-    },
-    /// Print every tenant's chain head as JSON, for safekeeping.
-    Checkpoint,
-    /// Search records (oldest first).
-    Search {
-        #[command(flatten)]
-        filter: AuditFilterArgs,
-        /// JSON lines instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Follow new records as they are written (Ctrl-C stops).
-    Tail {
-        #[command(flatten)]
-        filter: AuditFilterArgs,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct AuditFilterArgs {
-    #[arg(long)]
-    tenant: Option<uuid::Uuid>,
-    #[arg(long)]
-    executor: Option<String>,
-    /// Attempts with a call of this capability: lock, query, insert, update or delete.
-    #[arg(long)]
-    capability: Option<String>,
-    #[arg(long)]
-    table: Option<String>,
-    /// An attempt outcome (committed, replayed, ...) or a call outcome (ok, denied, error:conflict, ...).
-    #[arg(long)]
-    outcome: Option<String>,
-    #[arg(long)]
-    invocation: Option<uuid::Uuid>,
-    /// RFC 3339.
-    #[arg(long)]
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    /// RFC 3339.
-    #[arg(long)]
-    to: Option<chrono::DateTime<chrono::Utc>>,
-    #[arg(long, default_value_t = 100)]
-    limit: i64,
-}
-
-impl AuditFilterArgs {
-    fn filter(&self) -> crate::db::audit::AuditFilter {
-        crate::db::audit::AuditFilter {
-            tenant: self.tenant,
-            executor: self.executor.clone(),
-            capability: self.capability.clone(),
-            table: self.table.clone(),
-            outcome: self.outcome.clone(),
-            invocation_id: self.invocation,
-            from: self.from,
-            to: self.to,
-            after_id: None,
-            limit: Some(self.limit),
-        }
-    }
-}
-
-fn print_records(records: &[crate::db::audit::AuditRecord], json: bool) -> anyhow::Result<()> {
-    for r in records {
-        if json {
-            println!("{}", serde_json::to_string(r)?);
-        } else {
-            let calls: Vec<String> = r
-                .calls
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    let target = match c["table"].as_str() {
-                        Some(table) => {
-                            format!("{}:{table}", c["capability"].as_str().unwrap_or("?"))
-                        }
-                        None => c["capability"].as_str().unwrap_or("?").to_owned(),
-                    };
-                    format!("{target}={}", c["outcome"].as_str().unwrap_or("?"))
-                })
-                .collect();
-            println!(
-                "{:>8} {} {} #{} {:<14} {:<12} wait={}us {}us  {}",
-                r.id,
-                r.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                r.invocation_id,
-                r.attempt,
-                r.executor,
-                r.outcome,
-                r.lock_wait_us,
-                r.duration_us,
-                calls.join(" "),
-            );
-        }
-    }
-    Ok(())
-}
-
-async fn run_audit(pool: &sqlx::PgPool, command: AuditCommand) -> anyhow::Result<i32> {
-    use crate::db::audit;
-    match command {
-        AuditCommand::Verify { tenant, checkpoint } => {
-            let checkpoints: Vec<audit::Checkpoint> = match checkpoint {
-                Some(path) => serde_json::from_slice(
-                    &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-                )
-                .with_context(|| format!("{} is not a checkpoint file", path.display()))?,
-                None => Vec::new(),
-            };
-            audit::chain_pending(pool).await?;
-            let verification = audit::verify(pool, tenant, &checkpoints).await?;
-            println!("{}", serde_json::to_string_pretty(&verification)?);
-            Ok(if verification.broken.is_empty() { 0 } else { 1 })
-        }
-        AuditCommand::Checkpoint => {
-            audit::chain_pending(pool).await?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&audit::checkpoint(pool).await?)?
-            );
-            Ok(0)
-        }
-        AuditCommand::Search { filter, json } => {
-            print_records(&audit::search(pool, &filter.filter()).await?, json)?;
-            Ok(0)
-        }
-        AuditCommand::Tail { filter, json } => {
-            let mut filter = filter.filter();
-            filter.after_id = sqlx::query_scalar("SELECT max(id) FROM audit_records")
-                .fetch_one(pool)
-                .await?;
-            loop {
-                let records = audit::search(pool, &filter).await?;
-                print_records(&records, json)?;
-                if let Some(last) = records.last() {
-                    filter.after_id = Some(last.id);
-                } else {
-                    tokio::select! {
-                        _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-                        _ = crate::service::shutdown_signal() => return Ok(0),
-                    }
-                }
-            }
-        }
-    }
 }
