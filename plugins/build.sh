@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every executor under plugins/ into plugins/components/<name>.wasm:
 # one cargo build of the plugins workspace for wasm32-unknown-unknown, then
-# bookhost-componentize (root workspace) turns each core module into a
+# bookhost-componentize (plugins/componentize) turns each core module into a
 # component and refuses any import outside bookhost's own interfaces.
 #
 # Toolchain: a rustup toolchain with the wasm32-unknown-unknown target if the
@@ -105,12 +105,27 @@ for manifest in "$plugins_dir"/*/Cargo.toml; do
 done
 ((${#modules[@]} > 0)) || die "found no executor crates under $plugins_dir"
 
-rm -rf "$out_dir"
-mkdir -p "$out_dir"
 say "componentizing ${#modules[@]} executors into $out_dir"
-# The componentizer is an ordinary host program of the root workspace: rustup's
-# toolchain (the root's rust-toolchain.toml), host target, the caller's
-# CARGO_TARGET_DIR if any.
-(cd "$root_dir" && cargo run -q -p bookhost-componentize -- --out-dir "$out_dir" "${modules[@]}")
+# Components are made in a staging folder and renamed into place one by one
+# (a rename is atomic), so a reader of $out_dir (a running test, a host
+# loading executors) never sees a missing or half-written component.
+# (The staging folder is inside $out_dir: the same filesystem, and plugins/
+# itself is left alone, which tests/build.rs watches for new crates.)
+mkdir -p "$out_dir"
+stage="$(mktemp -d "$out_dir/.staging.XXXXXX")"
+trap 'rm -rf "$stage"' EXIT
+# The componentizer is an ordinary host program (a workspace of its own):
+# rustup's toolchain (the root's rust-toolchain.toml), host target, the
+# caller's CARGO_TARGET_DIR if any.
+(cd "$root_dir" && cargo run -q --manifest-path plugins/componentize/Cargo.toml -- --out-dir "$stage" "${modules[@]}")
+declare -A built=()
+for component in "$stage"/*.wasm; do
+    built["$(basename "$component")"]=1
+    mv -f "$component" "$out_dir/"
+done
+# Components of executor crates that no longer exist go.
+for component in "$out_dir"/*.wasm; do
+    [[ -n ${built["$(basename "$component")"]:-} ]] || rm -f "$component"
+done
 
 say "done in $((SECONDS - started)) s (cargo build $((built - started)) s, toolchain $toolchain)"

@@ -1,7 +1,7 @@
 //! `bookhost-bench`: benchmarks against a throw-away PostgreSQL and the real
 //! executors, measured side by side in one run. Prints a Markdown report.
 //!
-//! Run: `cargo run --release -p bookhost-tests --bin bookhost-bench -- suite`
+//! Run: `cargo bench -p bookhost-tests --bench bookhost-bench -- suite`
 //! for everything the benchmark issue asks (written to docs/bench-results.md),
 //! or one part: `audit` (what auditing costs), `audit-record` (the host-side
 //! cost of building one record), `hostile` (an infinite loop against its
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bookhost::{Host, HostSettings, InvocationOutcome, TenantId};
+use bookhost_tests::executors::*;
 use bookhost_tests::{create_service, executors, pool, tenant};
 use serde_json::json;
 
@@ -40,7 +41,7 @@ async fn throughput(
         .map(|_| {
             let (host, services, next) = (host.clone(), services.to_vec(), next.clone());
             tokio::spawn(async move {
-                let executor = host.registry().get("create-booking").unwrap();
+                let executor = host.registry().get(CREATE_BOOKING).unwrap();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i >= count {
@@ -315,9 +316,10 @@ async fn rls_overhead() {
 /// The host's side of one record alone: redacting a create-booking
 /// attempt's three calls and building the SQL that appends it.
 fn audit_record_cost() {
-    use bookhost::bindings::{Condition, Field, Operator, Value};
+    use bookhost::bindings::Value;
     use bookhost::capabilities::audit::{insert_detail, query_detail};
     use bookhost::db::audit::AuditCall;
+    use bookhost_tests::values::{eq, field, gt, lt, text};
     let service = Value::Uuid(uuid::Uuid::new_v4().to_string());
     let start = Value::Timestamp(1_893_492_000_000_000);
     let end = Value::Timestamp(1_893_495_600_000_000);
@@ -337,41 +339,17 @@ fn audit_record_cost() {
     let started = Instant::now();
     let mut bytes = 0;
     for _ in 0..iterations {
-        let by_id = [Condition {
-            column: "id".into(),
-            op: Operator::Eq(service.clone()),
-        }];
+        let by_id = [eq("id", service.clone())];
         let overlapping = [
-            Condition {
-                column: "service_id".into(),
-                op: Operator::Eq(service.clone()),
-            },
-            Condition {
-                column: "ends_at".into(),
-                op: Operator::Gt(start.clone()),
-            },
-            Condition {
-                column: "starts_at".into(),
-                op: Operator::Lt(end.clone()),
-            },
+            eq("service_id", service.clone()),
+            gt("ends_at", start.clone()),
+            lt("starts_at", end.clone()),
         ];
         let values = [
-            Field {
-                column: "service_id".into(),
-                value: service.clone(),
-            },
-            Field {
-                column: "customer".into(),
-                value: Value::Text("bench".into()),
-            },
-            Field {
-                column: "starts_at".into(),
-                value: start.clone(),
-            },
-            Field {
-                column: "ends_at".into(),
-                value: end.clone(),
-            },
+            field("service_id", service.clone()),
+            field("customer", text("bench")),
+            field("starts_at", start.clone()),
+            field("ends_at", end.clone()),
         ];
         let calls = vec![
             call(
@@ -390,7 +368,7 @@ fn audit_record_cost() {
             tenant: TenantId(uuid::Uuid::nil()),
             invocation_id: uuid::Uuid::new_v4(),
             attempt: 1,
-            executor: "create-booking",
+            executor: CREATE_BOOKING,
             version: &version,
             outcome: bookhost::db::audit::AttemptOutcome::Committed,
             duration_us: 900,
@@ -428,7 +406,7 @@ async fn hostile() {
     for _ in 0..20 {
         let started = Instant::now();
         let report = host
-            .invoke(noisy, "fixture-hostile", r#"{"mode":"spin"}"#)
+            .invoke(noisy, FIXTURE_HOSTILE, r#"{"mode":"spin"}"#)
             .await
             .unwrap();
         assert!(matches!(report.outcome, InvocationOutcome::Timeout { .. }));
@@ -454,7 +432,7 @@ async fn hostile() {
             let started = Instant::now();
             let input = json!({"name": format!("quiet-{i}-{}", uuid::Uuid::new_v4()), "duration_minutes": 30});
             let report = host
-                .invoke(quiet, "create-service", &input.to_string())
+                .invoke(quiet, CREATE_SERVICE, &input.to_string())
                 .await
                 .unwrap();
             match report.outcome {
@@ -488,7 +466,7 @@ async fn hostile() {
                 tokio::spawn(async move {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         match host
-                            .invoke(noisy, "fixture-hostile", r#"{"mode":"spin"}"#)
+                            .invoke(noisy, FIXTURE_HOSTILE, r#"{"mode":"spin"}"#)
                             .await
                         {
                             Ok(_) => {}
@@ -537,7 +515,13 @@ async fn hostile() {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let which = std::env::args().nth(1).unwrap_or_else(|| "audit".into());
+    // `cargo bench` adds `--bench`; the rest are ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let arg = |n: usize| args.get(n).cloned();
+    let which = arg(0).unwrap_or_else(|| "audit".into());
     match which.as_str() {
         "audit" => {
             audit_record_cost();
@@ -552,23 +536,20 @@ async fn main() {
         "hot-slot" => suite::hot_slot_only().await,
         "scale" => scale::distinct_slots_at_scale(&mut String::new()).await,
         "one-way" => {
-            let arg = |n: usize, default: &str| std::env::args().nth(n).unwrap_or(default.into());
+            let arg = |n: usize, default: &str| arg(n).unwrap_or(default.into());
             suite::one_way(
-                &arg(2, "wasm"),
-                arg(3, "8").parse().expect("clients"),
-                arg(4, "20000").parse().expect("count"),
+                &arg(1, "wasm"),
+                arg(2, "8").parse().expect("clients"),
+                arg(3, "20000").parse().expect("count"),
             )
             .await
         }
         "instantiation" => suite::instantiation_only().await,
         "suite" => {
-            let out = std::env::args()
-                .nth(2)
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("../docs/bench-results.md")
-                });
+            let out = arg(1).map(std::path::PathBuf::from).unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../docs/bench-results.md")
+            });
             suite::run(&out).await
         }
         other => {

@@ -11,6 +11,7 @@ use bookhost_tests::{executors, owner, pool};
 use serde_json::json;
 
 use crate::{cpu_seconds, thread_cpu_seconds};
+use bookhost_tests::executors::*;
 
 /// Threads of the load generator's own runtime, counted apart.
 const LOAD_THREADS: &str = "bench-load";
@@ -77,7 +78,7 @@ async fn over_http(
                     let answer = api
                         .invoke(
                             &tenant.key,
-                            "create-booking",
+                            CREATE_BOOKING,
                             &json!({"service_id": service, "customer": "http", "start": start}),
                         )
                         .await;
@@ -192,15 +193,13 @@ pub async fn distinct_slots_at_scale(report: &mut String) {
     let server = serve(host, ServiceConfig::default()).await;
     let mut tenants = Vec::new();
     for _ in 0..TENANTS {
-        let tenant = server
-            .tenant_with(&["create-service", "create-booking"])
-            .await;
+        let tenant = server.tenant_with(&[CREATE_SERVICE, CREATE_BOOKING]).await;
         let mut services = Vec::new();
         for i in 0..SERVICES {
             let answer = server
                 .invoke(
                     &tenant.key,
-                    "create-service",
+                    CREATE_SERVICE,
                     &json!({"name": format!("s-{i}"), "duration_minutes": 60}),
                 )
                 .await

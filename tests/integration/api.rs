@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bookhost::api::ServiceConfig;
 use bookhost::HostSettings;
+use bookhost_tests::executors::*;
 use bookhost_tests::http::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -37,7 +38,7 @@ async fn services_named(server: &TestServer, tenant: &TestTenant, name: &str) ->
 /// create-service for a 30-minute service called `name`.
 async fn invoke_create_service(api: &Api, key: &str, name: &str) -> Answer {
     let input = json!({"name": name, "duration_minutes": 30});
-    api.invoke(key, "create-service", &input).await
+    api.invoke(key, CREATE_SERVICE, &input).await
 }
 
 /// The service id from a successful create-service invocation.
@@ -57,11 +58,11 @@ async fn fault_leaves_nothing(
     status: u16,
     slug: &str,
 ) {
-    let tenant = server.tenant_with(&["fixture-faults"]).await;
+    let tenant = server.tenant_with(&[FIXTURE_FAULTS]).await;
     let problem = server
         .invoke(
             &tenant.key,
-            "fixture-faults",
+            FIXTURE_FAULTS,
             &json!({"mode": mode, "name": name}),
         )
         .await
@@ -95,7 +96,7 @@ async fn ran_then_replayed(
 /// the version named must be those bytes', active, and of their size.
 async fn upload_create_service(server: &TestServer, key: &str, bytes: &[u8], status: u16) -> Value {
     let uploaded = server
-        .upload(key, "create-service", bytes.to_vec())
+        .upload(key, CREATE_SERVICE, bytes.to_vec())
         .await
         .expect(status);
     assert_eq!(uploaded["version"], sha256_hex(bytes));
@@ -267,7 +268,7 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
     let server = server().await;
     let tenant = server.tenant().await;
     let key = tenant.key.as_str();
-    let v1_bytes = component("create-service");
+    let v1_bytes = component(CREATE_SERVICE);
     // Same executor, different bytes: a second version.
     let v2_bytes = with_custom_section(v1_bytes.clone(), "bookhost-test", b"version 2");
     let (v1, v2) = (sha256_hex(&v1_bytes), sha256_hex(&v2_bytes));
@@ -298,7 +299,7 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
 
     // One version only: nothing to go back to.
     server
-        .rollback(key, "create-service", None)
+        .rollback(key, CREATE_SERVICE, None)
         .await
         .any_problem(409);
 
@@ -347,10 +348,7 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
     assert_eq!(invoked["version"], v2);
 
     // Without a body: back to the version uploaded before the active one.
-    let rolled = server
-        .rollback(key, "create-service", None)
-        .await
-        .expect(200);
+    let rolled = server.rollback(key, CREATE_SERVICE, None).await.expect(200);
     assert_eq!(
         rolled,
         json!({"name": "create-service", "active_version": v1, "previous_version": v2})
@@ -361,7 +359,7 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
     assert_eq!(invoked["version"], v1, "invocations run the active version");
 
     let rolled = server
-        .rollback(key, "create-service", Some(&v2))
+        .rollback(key, CREATE_SERVICE, Some(&v2))
         .await
         .expect(200);
     assert_eq!(
@@ -369,7 +367,7 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
         json!({"name": "create-service", "active_version": v2, "previous_version": v1})
     );
     server
-        .rollback(key, "create-service", Some(&"0".repeat(64)))
+        .rollback(key, CREATE_SERVICE, Some(&"0".repeat(64)))
         .await
         .any_problem(404);
     server
@@ -396,10 +394,10 @@ async fn uploads_make_versions_and_rollback_moves_between_them() {
 async fn a_second_host_runs_versions_uploaded_through_the_first() {
     let first = server().await;
     let tenant = first.tenant().await;
-    let bytes = with_custom_section(component("create-service"), "bookhost-test", b"stored");
+    let bytes = with_custom_section(component(CREATE_SERVICE), "bookhost-test", b"stored");
     let version = sha256_hex(&bytes);
     first
-        .upload(&tenant.key, "create-service", bytes)
+        .upload(&tenant.key, CREATE_SERVICE, bytes)
         .await
         .expect(201);
 
@@ -438,7 +436,7 @@ async fn upload_rejections_say_exactly_what_is_wrong() {
     let server = server().await;
     let tenant = server.tenant().await;
     let key = tenant.key.as_str();
-    let real = component("create-service");
+    let real = component(CREATE_SERVICE);
     let hello_world = wat::parse_str(
         r#"(component
              (core module $m (func (export "f") (result i32) i32.const 1))
@@ -460,7 +458,7 @@ async fn upload_rejections_say_exactly_what_is_wrong() {
     ];
     for (case, bytes, needle) in cases {
         let problem = server
-            .upload(key, "create-service", bytes)
+            .upload(key, CREATE_SERVICE, bytes)
             .await
             .problem(400, "invalid-component");
         let detail = problem["detail"].as_str().unwrap();
@@ -472,7 +470,7 @@ async fn upload_rejections_say_exactly_what_is_wrong() {
 
     // A good component, under a name that is not its own.
     server
-        .upload(key, "create-booking", real)
+        .upload(key, CREATE_BOOKING, real)
         .await
         .problem(400, "name-mismatch");
 
@@ -488,10 +486,10 @@ async fn upload_over_the_size_limit_is_refused() {
     };
     let server = start_server(HostSettings::default(), config).await;
     let tenant = server.tenant().await;
-    let bytes = component("create-service");
+    let bytes = component(CREATE_SERVICE);
     assert!(bytes.len() > 50_000);
     let problem = server
-        .upload(&tenant.key, "create-service", bytes)
+        .upload(&tenant.key, CREATE_SERVICE, bytes)
         .await
         .problem(400, "invalid-component");
     let detail = problem["detail"].as_str().unwrap();
@@ -503,11 +501,11 @@ async fn upload_over_the_size_limit_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_answers_with_the_result_and_commits() {
     let server = server().await;
-    let tenant = server.tenant_with(&["create-service"]).await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE]).await;
     let answer = server
         .invoke(
             &tenant.key,
-            "create-service",
+            CREATE_SERVICE,
             &json!({"name": "Haircut", "duration_minutes": 30}),
         )
         .await;
@@ -542,11 +540,11 @@ async fn invoke_answers_with_the_result_and_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_reports_writes_and_leaves_no_rows() {
     let server = server().await;
-    let tenant = server.tenant_with(&["create-service"]).await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE]).await;
     let body = server
         .invoke_raw(
             &tenant.key,
-            "create-service",
+            CREATE_SERVICE,
             "?dry_run=true",
             r#"{"name": "dry", "duration_minutes": 45}"#,
             None,
@@ -583,11 +581,9 @@ async fn dry_run_reports_writes_and_leaves_no_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_before_any_wasm_runs() {
     let server = server().await;
-    let tenant = server
-        .tenant_with(&["create-service", "fixture-faults"])
-        .await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE, FIXTURE_FAULTS]).await;
     server
-        .invoke_raw(&tenant.key, "create-service", "", "{not json", None)
+        .invoke_raw(&tenant.key, CREATE_SERVICE, "", "{not json", None)
         .await
         .problem(400, "malformed-json");
 
@@ -596,7 +592,7 @@ async fn bad_input_is_refused_before_any_wasm_runs() {
     let problem = server
         .invoke(
             &tenant.key,
-            "fixture-faults",
+            FIXTURE_FAULTS,
             &json!({"mode": "count-attempts", "name": ""}),
         )
         .await
@@ -611,7 +607,7 @@ async fn bad_input_is_refused_before_any_wasm_runs() {
     let problem = server
         .invoke(
             &tenant.key,
-            "create-service",
+            CREATE_SERVICE,
             &json!({"name": 7, "duration_minutes": 30}),
         )
         .await
@@ -624,12 +620,12 @@ async fn bad_input_is_refused_before_any_wasm_runs() {
 async fn executor_errors_are_json_409_and_invalid_input_422() {
     let server = server().await;
     let tenant = server
-        .tenant_with(&["create-service", "create-booking", "fixture-faults"])
+        .tenant_with(&[CREATE_SERVICE, CREATE_BOOKING, FIXTURE_FAULTS])
         .await;
     let answer = server
         .invoke(
             &tenant.key,
-            "fixture-faults",
+            FIXTURE_FAULTS,
             &json!({"mode": "error-after-write", "name": "regretted"}),
         )
         .await;
@@ -648,10 +644,10 @@ async fn executor_errors_are_json_409_and_invalid_input_422() {
     let booking =
         json!({"service_id": service, "customer": "Ada", "start": "2030-06-01T10:00:00Z"});
     server
-        .invoke(&tenant.key, "create-booking", &booking)
+        .invoke(&tenant.key, CREATE_BOOKING, &booking)
         .await
         .expect(200);
-    let answer = server.invoke(&tenant.key, "create-booking", &booking).await;
+    let answer = server.invoke(&tenant.key, CREATE_BOOKING, &booking).await;
     let body = answer.expect(409);
     assert_eq!(keys(&body), FAILED_INVOCATION_KEYS);
     assert_eq!(body["error"]["error"], "slot_taken");
@@ -669,7 +665,7 @@ async fn executor_errors_are_json_409_and_invalid_input_422() {
     let answer = server
         .invoke(
             &tenant.key,
-            "create-booking",
+            CREATE_BOOKING,
             &json!({"service_id": service, "customer": "Ada", "start": "next tuesday"}),
         )
         .await;
@@ -710,15 +706,15 @@ async fn exhausted_replays_are_a_503_problem_with_retry_after() {
     let mut settings = HostSettings::default();
     settings.discipline.max_attempts = 1;
     let server = start_server(settings, ServiceConfig::default()).await;
-    let tenant = server.tenant_with(&["fixture-faults"]).await;
+    let tenant = server.tenant_with(&[FIXTURE_FAULTS]).await;
     let count = json!({"mode": "count-attempts"});
     // Create the counter first, so every request races on one existing row.
-    let first = server.invoke(&tenant.key, "fixture-faults", &count).await;
+    let first = server.invoke(&tenant.key, FIXTURE_FAULTS, &count).await;
     assert_eq!(first.expect(200)["result"], json!({"count": 1}));
 
     let requests = (0..N).map(|_| (count.to_string(), None));
     let answers = server
-        .invoke_concurrently(&tenant.key, "fixture-faults", requests)
+        .invoke_concurrently(&tenant.key, FIXTURE_FAULTS, requests)
         .await;
     let (mut committed, mut exhausted) = (Vec::new(), 0);
     for answer in answers {
@@ -762,17 +758,15 @@ async fn exhausted_replays_are_a_503_problem_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_retry_replays_the_first_response() {
     let server = server().await;
-    let tenant = server
-        .tenant_with(&["create-service", "fixture-faults"])
-        .await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE, FIXTURE_FAULTS]).await;
     let body = r#"{"name": "idempotent", "duration_minutes": 30}"#;
-    let first = ran_then_replayed(&server, &tenant, "create-service", body, "key-1", 200).await;
+    let first = ran_then_replayed(&server, &tenant, CREATE_SERVICE, body, "key-1", 200).await;
     assert_eq!(services_named(&server, &tenant, "idempotent").await, 1);
 
     server
         .invoke_raw(
             &tenant.key,
-            "create-service",
+            CREATE_SERVICE,
             "",
             r#"{"name": "other", "duration_minutes": 30}"#,
             Some("key-1"),
@@ -784,12 +778,12 @@ async fn idempotent_retry_replays_the_first_response() {
     // An executor's error answer is a completed response too: stored and
     // replayed (same invocation id inside), not run again.
     let failing = r#"{"mode": "error-after-write", "name": "regretted"}"#;
-    ran_then_replayed(&server, &tenant, "fixture-faults", failing, "key-2", 409).await;
+    ran_then_replayed(&server, &tenant, FIXTURE_FAULTS, failing, "key-2", 409).await;
 
     // Keys belong to a tenant: another tenant's same key is a new request.
-    let other = server.tenant_with(&["create-service"]).await;
+    let other = server.tenant_with(&[CREATE_SERVICE]).await;
     let theirs = server
-        .invoke_raw(&other.key, "create-service", "", body, Some("key-1"))
+        .invoke_raw(&other.key, CREATE_SERVICE, "", body, Some("key-1"))
         .await;
     assert_eq!(theirs.status, 200);
     assert_eq!(theirs.header("idempotent-replayed"), None);
@@ -826,7 +820,7 @@ async fn idempotency_key_is_in_progress_while_the_first_request_runs() {
     settings.discipline.transaction.statement_timeout = Duration::from_secs(120);
     let server = start_server(settings, ServiceConfig::default()).await;
     let tenant = server
-        .tenant_with(&["create-service", "create-booking-locked"])
+        .tenant_with(&[CREATE_SERVICE, CREATE_BOOKING_LOCKED])
         .await;
     let service = create_service(&server, &tenant, "Haircut").await;
     let body = json!({"service_id": service, "customer": "Ada", "start": "2030-06-01T10:00:00Z"})
@@ -845,14 +839,8 @@ async fn idempotency_key_is_in_progress_while_the_first_request_runs() {
         .await
         .unwrap();
 
-    let booking_1 = || {
-        server.spawn_invoke(
-            &tenant.key,
-            "create-booking-locked",
-            &body,
-            Some("booking-1"),
-        )
-    };
+    let booking_1 =
+        || server.spawn_invoke(&tenant.key, CREATE_BOOKING_LOCKED, &body, Some("booking-1"));
     let first = booking_1();
     // Once the executor waits on the lock, the first request is surely running.
     let mut polls = 0;
@@ -889,13 +877,13 @@ async fn idempotency_key_is_in_progress_while_the_first_request_runs() {
 async fn concurrent_requests_with_one_idempotency_key_execute_once() {
     const N: usize = 16;
     let server = server().await;
-    let tenant = server.tenant_with(&["create-service"]).await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE]).await;
     let once = (
         r#"{"name": "once", "duration_minutes": 30}"#.to_owned(),
         Some("once".to_owned()),
     );
     let answers = server
-        .invoke_concurrently(&tenant.key, "create-service", vec![once; N])
+        .invoke_concurrently(&tenant.key, CREATE_SERVICE, vec![once; N])
         .await;
     let (mut stored, mut originals, mut in_progress) = (None::<Vec<u8>>, 0, 0);
     for answer in answers {
@@ -926,14 +914,14 @@ async fn concurrent_requests_with_distinct_idempotency_keys_all_run() {
     // starve the invocations themselves of connections.
     const N: usize = 32;
     let server = server().await;
-    let tenant = server.tenant_with(&["create-service"]).await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE]).await;
     let requests = (0..N).map(|i| {
         let name = format!("distinct-{i}");
         let input = json!({"name": name, "duration_minutes": 30});
         (input.to_string(), Some(name))
     });
     let answers = server
-        .invoke_concurrently(&tenant.key, "create-service", requests)
+        .invoke_concurrently(&tenant.key, CREATE_SERVICE, requests)
         .await;
     let (mut statuses, mut failure) = (std::collections::BTreeMap::new(), None);
     for answer in answers {
@@ -958,12 +946,12 @@ async fn idempotency_records_expire_after_the_ttl() {
         ..ServiceConfig::default()
     };
     let server = start_server(HostSettings::default(), config).await;
-    let tenant = server.tenant_with(&["create-service"]).await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE]).await;
     let body = r#"{"name": "again", "duration_minutes": 30}"#;
     // Expired at once: the same request under the same key runs again.
     for _ in 0..2 {
         let answer = server
-            .invoke_raw(&tenant.key, "create-service", "", body, Some("short-lived"))
+            .invoke_raw(&tenant.key, CREATE_SERVICE, "", body, Some("short-lived"))
             .await;
         assert_eq!(
             answer.status,
@@ -981,7 +969,7 @@ async fn tools_are_the_tenants_active_executors() {
     let server = server().await;
     let tenant = server.tenant().await;
     let mut uploaded = Vec::new();
-    for name in ["fixture-faults", "create-service"] {
+    for name in [FIXTURE_FAULTS, CREATE_SERVICE] {
         uploaded.push(server.upload_component(&tenant.key, name).await);
     }
     let tools = server.get(Some(&tenant.key), "/v1/tools").await.expect(200);
@@ -1004,10 +992,10 @@ async fn read_endpoints_list_the_tenants_rows() {
     let server = server().await;
     let tenant = server
         .tenant_with(&[
-            "create-service",
-            "create-booking",
-            "request-appointment",
-            "update-page-section",
+            CREATE_SERVICE,
+            CREATE_BOOKING,
+            REQUEST_APPOINTMENT,
+            UPDATE_PAGE_SECTION,
         ])
         .await;
     let key = Some(tenant.key.as_str());
@@ -1034,7 +1022,7 @@ async fn read_endpoints_list_the_tenants_rows() {
         let body = server
             .invoke(
                 &tenant.key,
-                "create-booking",
+                CREATE_BOOKING,
                 &json!({"service_id": service, "customer": "Ada", "start": start}),
             )
             .await
@@ -1117,7 +1105,7 @@ async fn read_endpoints_list_the_tenants_rows() {
     let request = server
         .invoke(
             &tenant.key,
-            "request-appointment",
+            REQUEST_APPOINTMENT,
             &json!({"customer": "Ada", "pet": "Rex"}),
         )
         .await
@@ -1138,7 +1126,7 @@ async fn read_endpoints_list_the_tenants_rows() {
     server
         .invoke(
             &tenant.key,
-            "update-page-section",
+            UPDATE_PAGE_SECTION,
             &json!({"page": "home", "section": {"id": "hero", "kind": "banner"}}),
         )
         .await
@@ -1159,7 +1147,7 @@ async fn read_endpoints_list_the_tenants_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_cannot_see_or_use_another_tenants_executors() {
     let server = server().await;
-    let owner = server.tenant_with(&["create-service"]).await;
+    let owner = server.tenant_with(&[CREATE_SERVICE]).await;
     let service = create_service(&server, &owner, "owner-service").await;
     let stranger = server.tenant().await;
     let key = Some(stranger.key.as_str());
@@ -1175,7 +1163,7 @@ async fn a_tenant_cannot_see_or_use_another_tenants_executors() {
         .await
         .any_problem(404);
     server
-        .rollback(&stranger.key, "create-service", None)
+        .rollback(&stranger.key, CREATE_SERVICE, None)
         .await
         .any_problem(404);
     let tools = server.get(key, "/v1/tools").await;
@@ -1193,7 +1181,7 @@ async fn a_tenant_cannot_see_or_use_another_tenants_executors() {
 
     // Versions are per tenant: the same bytes are new for the stranger.
     let uploaded = server
-        .upload(&stranger.key, "create-service", component("create-service"))
+        .upload(&stranger.key, CREATE_SERVICE, component(CREATE_SERVICE))
         .await
         .expect(201);
     assert_eq!(uploaded["active"], true);

@@ -2,6 +2,7 @@
 //! registry on the same cache directory) loads them without recompiling.
 
 use bookhost::runtime::{EngineSettings, ExecutorEngine, ExecutorRegistry};
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 
 #[tokio::test]
@@ -50,7 +51,7 @@ async fn a_restart_reuses_compiled_artifacts() {
     let report = invoke(
         &host,
         tenant,
-        "create-service",
+        CREATE_SERVICE,
         serde_json::json!({"name": "cached", "duration_minutes": 15}),
     )
     .await;

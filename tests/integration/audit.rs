@@ -9,6 +9,7 @@ use bookhost::capabilities::grant::Grant;
 use bookhost::db::audit::{self, AuditFilter, AuditRecord};
 use bookhost::runtime::InvokeOptions;
 use bookhost::{Host, InvocationOutcome, TenantId};
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::json;
 
@@ -55,7 +56,7 @@ fn triple(capability: &str, outcome: &str, attempt: &str) -> (String, String, St
 async fn a_call_outside_the_grant_is_refused_and_audited() {
     let host = host(4).await;
     let tenant = tenant(&owner()).await;
-    let executor = host.registry().get("create-service").unwrap();
+    let executor = host.registry().get(CREATE_SERVICE).unwrap();
     let options = InvokeOptions {
         grant: Some(Arc::new(Grant::new([]))),
         ..Default::default()
@@ -98,7 +99,7 @@ async fn personal_values_are_redacted_in_the_audit() {
     let report = invoke(
         &host,
         tenant,
-        "request-appointment",
+        REQUEST_APPOINTMENT,
         json!({"customer": "Ada Lovelace", "pet": "Rex"}),
     )
     .await;
@@ -138,7 +139,7 @@ async fn a_replayed_invocation_shows_every_attempt_with_its_calls() {
         &invoke(
             &host,
             tenant,
-            "fixture-faults",
+            FIXTURE_FAULTS,
             json!({"mode": "count-attempts"}),
         )
         .await,
@@ -146,7 +147,7 @@ async fn a_replayed_invocation_shows_every_attempt_with_its_calls() {
     let reports = concurrently(
         &host,
         tenant,
-        "fixture-faults",
+        FIXTURE_FAULTS,
         vec![json!({"mode": "count-attempts"}); N],
     )
     .await;
@@ -191,7 +192,7 @@ async fn a_trapped_attempts_calls_survive_its_rollback() {
     let report = invoke(
         &host,
         tenant,
-        "fixture-faults",
+        FIXTURE_FAULTS,
         json!({"mode": "trap-after-write", "name": "gone"}),
     )
     .await;
@@ -430,7 +431,7 @@ async fn a_pool_without_the_prepared_append_fails_clearly_and_writes_nothing() {
     let report = invoke(
         &host,
         tenant,
-        "create-service",
+        CREATE_SERVICE,
         json!({"name": "unprepared", "duration_minutes": 30}),
     )
     .await;
@@ -539,11 +540,11 @@ async fn metrics_show_replays_and_lock_waits_after_a_hot_slot() {
             .collect();
         concurrently(&host, tenant, executor, inputs)
     };
-    hot_slot("create-booking-locked", 1).await;
+    hot_slot(CREATE_BOOKING_LOCKED, 1).await;
     // Whether a naive round replays depends on timing (a loser may instead
     // meet the exclusion constraint and answer at once); a few rounds do.
     for day in 2..12 {
-        let reports = hot_slot("create-booking", day).await;
+        let reports = hot_slot(CREATE_BOOKING, day).await;
         if reports.iter().any(|r| r.attempts > 1) {
             break;
         }

@@ -9,6 +9,8 @@ use bookhost::capabilities::transaction::{InvocationTransaction, LockPlan, Trans
 use bookhost::capabilities::{CapabilityError, Doom};
 use bookhost::db::errors::RetryReason;
 use bookhost::TenantId;
+use bookhost_tests::executors::*;
+use bookhost_tests::values::{eq, field, get, text};
 use bookhost_tests::*;
 
 async fn transaction(
@@ -22,28 +24,6 @@ async fn transaction(
         Arc::new(settings),
         LockPlan::default(),
     )
-}
-
-fn field(column: &str, value: Value) -> Field {
-    Field {
-        column: column.into(),
-        value,
-    }
-}
-
-fn eq(column: &str, value: Value) -> Condition {
-    Condition {
-        column: column.into(),
-        op: Operator::Eq(value),
-    }
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.into())
-}
-
-fn get<'r>(row: &'r [Field], column: &str) -> &'r Value {
-    &row.iter().find(|f| f.column == column).unwrap().value
 }
 
 fn call_error(result: Result<impl std::fmt::Debug, CapabilityError>) -> CallError {
@@ -465,29 +445,25 @@ async fn replays_in_the_replay_queue_take_turns_per_tenant_and_executor() {
             tx
         }
     };
-    let holder = start(tenant, queued("create-booking")).await;
+    let holder = start(tenant, queued(CREATE_BOOKING)).await;
     assert!(holder.plan().replay_queue.is_some(), "the queue was free");
 
     // The same tenant's next replay of the same executor waits its turn
     // (here: a whole lock timeout, then it goes on unqueued).
-    let waiter = start(tenant, queued("create-booking")).await;
+    let waiter = start(tenant, queued(CREATE_BOOKING)).await;
     assert_eq!(waiter.plan().replay_queue, None, "it had to wait");
     waiter.rollback().await;
     // Another executor's queue, another tenant's queue: not this one.
-    let other_executor = start(tenant, queued("delete-service")).await;
+    let other_executor = start(tenant, queued(DELETE_SERVICE)).await;
     assert!(other_executor.plan().replay_queue.is_some());
-    let other_tenant = start(
-        bookhost_tests::tenant(&pool).await,
-        queued("create-booking"),
-    )
-    .await;
+    let other_tenant = start(bookhost_tests::tenant(&pool).await, queued(CREATE_BOOKING)).await;
     assert!(other_tenant.plan().replay_queue.is_some());
     other_executor.rollback().await;
     other_tenant.rollback().await;
 
     // The holder's turn ends with its transaction: the next one is served.
     holder.commit().await.unwrap();
-    let next = start(tenant, queued("create-booking")).await;
+    let next = start(tenant, queued(CREATE_BOOKING)).await;
     assert!(next.plan().replay_queue.is_some());
     next.rollback().await;
 }

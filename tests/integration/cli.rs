@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::Value;
 
@@ -63,7 +64,7 @@ fn cli_books_a_free_slot_and_explains_a_taken_one() {
 
     let (code, report) = invoke_cli(
         &tenant,
-        "create-service",
+        CREATE_SERVICE,
         r#"{"name": "Haircut", "duration_minutes": 30}"#,
     );
     assert_eq!(code, 0, "{report}");
@@ -75,7 +76,7 @@ fn cli_books_a_free_slot_and_explains_a_taken_one() {
     let booking = format!(
         r#"{{"service_id": "{service}", "customer": "Ada", "start": "2030-06-01T10:00:00Z"}}"#
     );
-    let (code, report) = invoke_cli(&tenant, "create-booking", &booking);
+    let (code, report) = invoke_cli(&tenant, CREATE_BOOKING, &booking);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["outcome"], "ok");
     assert_eq!(report["attempts"], 1);
@@ -88,7 +89,7 @@ fn cli_books_a_free_slot_and_explains_a_taken_one() {
         "2030-06-01T10:30:00Z"
     );
 
-    let (code, report) = invoke_cli(&tenant, "create-booking", &booking);
+    let (code, report) = invoke_cli(&tenant, CREATE_BOOKING, &booking);
     assert_eq!(code, 2, "{report}");
     assert_eq!(report["outcome"], "user_error");
     assert_eq!(report["body"]["error"], "slot_taken");
@@ -106,7 +107,7 @@ fn cli_books_a_free_slot_and_explains_a_taken_one() {
         "--tenant",
         &uuid::Uuid::new_v4().to_string(),
         "--executor",
-        "create-booking",
+        CREATE_BOOKING,
         "--input",
         "{}",
     ]);

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bookhost::{HostSettings, InvocationOutcome};
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::json;
 
@@ -28,7 +29,7 @@ async fn trap_after_write_leaves_nothing() {
     let report = invoke(
         &host,
         tenant,
-        "fixture-faults",
+        FIXTURE_FAULTS,
         json!({"mode": "trap-after-write", "name": "trapped"}),
     )
     .await;
@@ -57,7 +58,7 @@ async fn error_result_after_write_leaves_nothing() {
     let report = invoke(
         &host,
         tenant,
-        "fixture-faults",
+        FIXTURE_FAULTS,
         json!({"mode": "error-after-write", "name": "regretted"}),
     )
     .await;
@@ -82,7 +83,7 @@ async fn timeout_after_write_leaves_nothing() {
     let report = invoke(
         &host,
         tenant,
-        "fixture-faults",
+        FIXTURE_FAULTS,
         json!({"mode": "loop-after-write", "name": "looped"}),
     )
     .await;
@@ -106,12 +107,12 @@ async fn bad_requests_are_refused_before_running() {
         matches!(unknown, bookhost::InvokeError::UnknownExecutor(ref n) if n == "no-such-executor")
     );
     let malformed = host
-        .invoke(tenant, "create-service", "{not json")
+        .invoke(tenant, CREATE_SERVICE, "{not json")
         .await
         .unwrap_err();
     assert!(matches!(malformed, bookhost::InvokeError::InvalidInput(_)));
     // Well-formed JSON the executor rejects: its own typed error, nothing written.
-    let report = invoke(&host, tenant, "create-service", json!({"name": 7})).await;
+    let report = invoke(&host, tenant, CREATE_SERVICE, json!({"name": 7})).await;
     assert_eq!(
         user_error_code(&report),
         Some("invalid_input"),

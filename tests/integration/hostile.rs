@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bookhost::db::locks::{advisory_lock_id, LockNamespace};
 use bookhost::{HostSettings, InvocationOutcome};
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::json;
 
@@ -13,7 +14,7 @@ use serde_json::json;
 async fn hostile(settings: HostSettings, input: serde_json::Value) -> InvocationOutcome {
     let host = host_with(settings, 4).await;
     let tenant = tenant(&owner()).await;
-    let report = invoke(&host, tenant, "fixture-hostile", input).await;
+    let report = invoke(&host, tenant, FIXTURE_HOSTILE, input).await;
     assert_eq!(services_of(tenant).await, 0, "{:?}", report.outcome);
     let id = create_service(&host, tenant, "after-the-attack", 30).await;
     assert_eq!(id.len(), 36);
@@ -112,7 +113,7 @@ async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
     let report = invoke(
         &host,
         tenant,
-        "fixture-hostile",
+        FIXTURE_HOSTILE,
         json!({"mode": "lock-and-spin"}),
     )
     .await;
@@ -136,7 +137,7 @@ async fn a_lock_held_while_spinning_is_released_at_the_deadline() {
     let again = invoke(
         &host,
         tenant,
-        "fixture-hostile",
+        FIXTURE_HOSTILE,
         json!({"mode": "lock-and-spin"}),
     )
     .await;
@@ -160,7 +161,7 @@ async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
         .map(|_| {
             let host = host.clone();
             tokio::spawn(async move {
-                invoke(&host, noisy, "fixture-hostile", json!({"mode": "spin"})).await
+                invoke(&host, noisy, FIXTURE_HOSTILE, json!({"mode": "spin"})).await
             })
         })
         .collect();
@@ -176,7 +177,7 @@ async fn a_tenant_at_its_cap_is_refused_while_another_is_served() {
     let refused = host
         .invoke(
             noisy,
-            "create-service",
+            CREATE_SERVICE,
             r#"{"name": "third", "duration_minutes": 30}"#,
         )
         .await;
@@ -211,7 +212,7 @@ async fn an_oversized_input_is_refused_before_running() {
     let tenant = tenant(&owner()).await;
     let name = "n".repeat(100);
     let input = json!({"name": name, "duration_minutes": 30}).to_string();
-    let refused = host.invoke(tenant, "create-service", &input).await;
+    let refused = host.invoke(tenant, CREATE_SERVICE, &input).await;
     assert!(
         matches!(
             refused,
@@ -232,7 +233,7 @@ async fn the_deepest_input_fits_the_executors_stack() {
     let tenant = tenant(&owner()).await;
     let nested = format!("{}{}", "[".repeat(126), "]".repeat(126));
     let input = format!(r#"{{"name": {nested}, "duration_minutes": 30}}"#);
-    let report = host.invoke(tenant, "create-service", &input).await.unwrap();
+    let report = host.invoke(tenant, CREATE_SERVICE, &input).await.unwrap();
     assert!(
         matches!(report.outcome, InvocationOutcome::UserError { .. }),
         "{:?}",

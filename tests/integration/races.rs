@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bookhost::db::errors::RetryReason;
 use bookhost::{DisciplineSettings, HostSettings, InvocationOutcome, InvocationReport};
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::{json, Value};
 
@@ -141,12 +142,12 @@ async fn hot_slot_rounds(executor: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_create_booking_hot_slot_never_double_books() {
-    hot_slot_rounds("create-booking").await;
+    hot_slot_rounds(CREATE_BOOKING).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_create_booking_locked_hot_slot_never_double_books() {
-    hot_slot_rounds("create-booking-locked").await;
+    hot_slot_rounds(CREATE_BOOKING_LOCKED).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -166,9 +167,9 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
                         let slot = i / 2;
                         let start = format!("2031-01-{:02}T{:02}:00:00Z", 1 + slot % 28, 9 + slot / 28);
                         let input = json!({"service_id": service, "customer": format!("c{i}"), "start": start});
-                        ("create-booking", invoke(&host, tenant, "create-booking", input).await)
+                        (CREATE_BOOKING, invoke(&host, tenant, CREATE_BOOKING, input).await)
                     } else {
-                        ("delete-service", invoke(&host, tenant, "delete-service", json!({"service_id": service})).await)
+                        (DELETE_SERVICE, invoke(&host, tenant, DELETE_SERVICE, json!({"service_id": service})).await)
                     }
                 })
             })
@@ -186,12 +187,12 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
                 .filter(|(k, r)| *k == kind && r.outcome.kind() == "ok")
                 .count()
         };
-        let (ok_bookings, ok_deletes) = (ok_of("create-booking"), ok_of("delete-service"));
+        let (ok_bookings, ok_deletes) = (ok_of(CREATE_BOOKING), ok_of(DELETE_SERVICE));
         for (kind, report) in &reports {
             if report.outcome.kind() != "ok" {
                 let code = user_error_code(report)
                     .unwrap_or_else(|| panic!("{kind}: {:?}", report.outcome));
-                let expected: &[&str] = if *kind == "create-booking" {
+                let expected: &[&str] = if *kind == CREATE_BOOKING {
                     &["service_not_found"]
                 } else {
                     &["service_has_upcoming_bookings", "service_not_found"]
@@ -243,7 +244,7 @@ async fn race_request_appointment_one_pending_per_pet() {
         let inputs = (0..CONCURRENCY)
             .map(|i| json!({"customer": format!("owner{i}"), "pet": pet, "preferred_start": "2030-05-01T10:00:00Z"}))
             .collect();
-        let reports = concurrently(&host, tenant, "request-appointment", inputs).await;
+        let reports = concurrently(&host, tenant, REQUEST_APPOINTMENT, inputs).await;
         assert_no_exhaustion(&reports);
         let counts = tally(&reports);
         assert_eq!(counts.get("ok"), Some(&1), "round {round}: {counts:?}");
@@ -303,7 +304,7 @@ async fn race_update_page_section_ids_stay_unique() {
     let mut all_attempts = 0;
     for round in 0..ROUNDS {
         let (section, inputs) = section_inputs(round, 8);
-        let reports = concurrently(&host, tenant, "update-page-section", inputs).await;
+        let reports = concurrently(&host, tenant, UPDATE_PAGE_SECTION, inputs).await;
         assert_no_exhaustion(&reports);
         let counts = tally(&reports);
         assert_eq!(counts.get("ok"), Some(&1), "round {round}: {counts:?}");
@@ -345,10 +346,10 @@ async fn sensitivity_control_page_sections_duplicate_without_discipline() {
         if round == 0 {
             for page in 0..8 {
                 let input = json!({"page": format!("page-{page}"), "section": {"id": format!("seed-{page}")}});
-                ok_output(&invoke(&host, tenant, "update-page-section", input).await);
+                ok_output(&invoke(&host, tenant, UPDATE_PAGE_SECTION, input).await);
             }
         }
-        let reports = concurrently(&host, tenant, "update-page-section", inputs).await;
+        let reports = concurrently(&host, tenant, UPDATE_PAGE_SECTION, inputs).await;
         let stored = section_occurrences(&owner(), tenant, &section).await;
         let ok = tally(&reports).get("ok").copied().unwrap_or(0);
         if stored > 1 || ok > 1 {

@@ -1,6 +1,7 @@
 //! Replays are invisible to executors and visible to the host: a read-modify-
 //! write counter under concurrency ends exact, and every attempt is reported.
 
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::json;
 
@@ -26,7 +27,7 @@ async fn replays_are_invisible_and_counted() {
     let reports = concurrently(
         &host,
         tenant,
-        "fixture-faults",
+        FIXTURE_FAULTS,
         vec![json!({"mode": "count-attempts"}); N],
     )
     .await;
@@ -78,7 +79,7 @@ async fn a_connection_closed_by_the_server_is_replaced_by_a_replay() {
     let report = invoke(
         &host,
         tenant,
-        "create-service",
+        CREATE_SERVICE,
         json!({"name": "after", "duration_minutes": 30}),
     )
     .await;

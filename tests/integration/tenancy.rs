@@ -5,6 +5,7 @@
 use bookhost::capabilities::transaction::TransactionSettings;
 use bookhost::runtime::DisciplineSettings;
 use bookhost::{Host, HostSettings, TenantId};
+use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::{json, Value};
 
@@ -52,7 +53,7 @@ async fn probe(host: &Host, db: &sqlx::PgPool) -> Probe {
     let booking = invoke(
         host,
         victim,
-        "create-booking",
+        CREATE_BOOKING,
         json!({"service_id": service, "customer": "v", "start": "2030-01-01T09:00:00Z"}),
     )
     .await;
@@ -60,7 +61,7 @@ async fn probe(host: &Host, db: &sqlx::PgPool) -> Probe {
     let report = invoke(
         host,
         attacker,
-        "fixture-faults",
+        FIXTURE_FAULTS,
         json!({"mode": "probe-tenant", "foreign_service_id": service}),
     )
     .await;

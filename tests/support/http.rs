@@ -206,20 +206,35 @@ impl Api {
         }
     }
 
-    /// Send and read the whole response.
+    /// Send and read the whole response, which must be an answer the
+    /// OpenAPI document lists for the operation.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request
-            .send()
+        let request = request.build().expect("a well-formed request");
+        let (method, path) = (
+            request.method().to_string(),
+            request.url().path().to_owned(),
+        );
+        let response = self
+            .client
+            .execute(request)
             .await
             .expect("the request reaches the server");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap().to_vec();
-        Answer {
+        let answer = Answer {
             status,
             headers,
             body,
-        }
+        };
+        crate::documented::check_answer(
+            &method,
+            &path,
+            status,
+            answer.media_type(),
+            !answer.body.is_empty(),
+        );
+        answer
     }
 
     pub async fn get(&self, key: Option<&str>, path: &str) -> Answer {

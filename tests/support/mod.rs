@@ -1,11 +1,20 @@
 //! Shared test support: a throw-away PostgreSQL started once per test binary,
 //! the executors built from `plugins/`, and helpers to run them.
 
+pub mod documented;
 pub mod http;
+pub mod values;
+
+/// The executors built from `plugins/`, named by constants generated from
+/// its crates (tests/build.rs), and `foreach_executor!`.
+pub mod executors {
+    include!(concat!(env!("OUT_DIR"), "/executors.rs"));
+}
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, OnceLock};
 
+use crate::executors::*;
 use bookhost::db::local_cluster::{ClusterOptions, LocalCluster};
 use bookhost::runtime::{EngineSettings, ExecutorEngine, ExecutorRegistry};
 use bookhost::{Host, HostSettings, InvocationOutcome, InvocationReport, TenantId};
@@ -236,7 +245,7 @@ pub async fn create_service(host: &Host, tenant: TenantId, name: &str, minutes: 
     let report = invoke(
         host,
         tenant,
-        "create-service",
+        CREATE_SERVICE,
         serde_json::json!({"name": name, "duration_minutes": minutes}),
     )
     .await;

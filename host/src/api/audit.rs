@@ -98,8 +98,11 @@ pub async fn search(
 }
 
 #[derive(serde::Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// Only this tenant's chain.
+    #[serde(default, deserialize_with = "super::body::given")]
+    #[schema(nullable = false)]
     pub tenant: Option<uuid::Uuid>,
     /// Heads exported earlier by `/v1/audit/checkpoint`.
     #[serde(default)]
@@ -111,6 +114,7 @@ pub struct VerifyRequest {
 #[utoipa::path(post, tag = "audit", path = "/v1/audit/verify", request_body(content = Option<VerifyRequest>),
     security(("operator" = [])), responses(
     (status = 200, description = "`broken` is empty when every chain holds", body = Verification),
+    (status = 400, description = "the body is not a verification request (`malformed-json`)", body = super::Problem, content_type = "application/problem+json"),
     (status = 401, body = super::Problem, content_type = "application/problem+json"),
 ))]
 pub async fn verify(
@@ -118,7 +122,7 @@ pub async fn verify(
     _: Operator,
     body: axum::body::Bytes,
 ) -> Result<Json<Verification>, ApiError> {
-    let request: VerifyRequest = super::problem::optional_json(&body)?;
+    let request: VerifyRequest = super::body::optional_json(&body)?;
     let pool = state.host.pool();
     audit::chain_pending(pool).await?;
     Ok(Json(

@@ -34,8 +34,11 @@ pub struct ExecutorList {
 }
 
 #[derive(serde::Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The version to make active; default: the one uploaded before the active one.
+    #[serde(default, deserialize_with = "super::body::given")]
+    #[schema(nullable = false)]
     pub version: Option<String>,
 }
 
@@ -178,6 +181,7 @@ pub async fn show(
     request_body(content = Option<RollbackRequest>, description = "optional; without a version, the previous one"),
     security(("tenant" = [])), responses(
     (status = 200, body = RolledBack),
+    (status = 400, description = "the body is not a rollback request (`malformed-json`)", body = super::Problem, content_type = "application/problem+json"),
     (status = 401, body = super::Problem, content_type = "application/problem+json"),
     (status = 404, body = super::Problem, content_type = "application/problem+json"),
     (status = 409, description = "no older version", body = super::Problem, content_type = "application/problem+json"),
@@ -188,7 +192,7 @@ pub async fn rollback(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<RolledBack>, ApiError> {
-    let request: RollbackRequest = super::problem::optional_json(&body)?;
+    let request: RollbackRequest = super::body::optional_json(&body)?;
     let (previous, active) = crate::db::executors::rollback(
         state.host.pool(),
         tenant,

@@ -202,9 +202,11 @@ fn replay(stored: StoredResponse, request_hash: &str) -> Result<Response, ApiErr
     (status = 400, description = "malformed JSON, or an input over the size limit (`input-too-large`)", body = super::Problem, content_type = "application/problem+json"),
     (status = 401, body = super::Problem, content_type = "application/problem+json"),
     (status = 404, body = super::Problem, content_type = "application/problem+json"),
-    (status = 409, description = "the executor refused (its `error` body), or the Idempotency-Key is in use", body = InvocationResponse),
+    (status = 409, description = "the executor refused (its `error` body, JSON), or the Idempotency-Key is in use (a problem)", content(
+        (InvocationResponse = "application/json"), (super::Problem = "application/problem+json"))),
     (status = 429, description = "the tenant already has its cap of invocations in flight (`tenant-busy`); see Retry-After", body = super::Problem, content_type = "application/problem+json"),
-    (status = 422, description = "input breaks the schema (problem with `errors`), the executor refused the input, or the Idempotency-Key was used with another request", body = super::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "input breaks the executor's schema (a problem with `errors`), the Idempotency-Key was used with another request (a problem), or the executor refused the input (`invalid_input` in its `error` body, JSON)", content(
+        (InvocationResponse = "application/json"), (super::Problem = "application/problem+json"))),
     (status = 500, description = "the executor trapped, or went over a limit (`limit-exceeded`, naming it)", body = super::Problem, content_type = "application/problem+json"),
     (status = 503, description = "replays exhausted or host failure; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
     (status = 504, description = "the executor timed out", body = super::Problem, content_type = "application/problem+json"),

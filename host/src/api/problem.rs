@@ -161,11 +161,3 @@ impl From<InvokeError> for ApiError {
         }
     }
 }
-
-/// An optional JSON body: empty (or blank) means the defaults.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed-json", e.to_string()))
-}

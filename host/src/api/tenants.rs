@@ -9,7 +9,10 @@ use super::{ApiError, AppState};
 use crate::TenantId;
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTenant {
+    /// Unique among tenants, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -93,8 +96,11 @@ pub async fn issue_key(
 }
 
 #[derive(serde::Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
     /// The version to approve; default: the active one.
+    #[serde(default, deserialize_with = "super::body::given")]
+    #[schema(nullable = false)]
     pub version: Option<String>,
 }
 
@@ -104,6 +110,7 @@ pub struct ApproveRequest {
     params(("id" = uuid::Uuid, Path), ("name" = String, Path)),
     request_body(content = Option<ApproveRequest>), security(("operator" = [])), responses(
     (status = 200, body = crate::capabilities::grant::GrantDecision),
+    (status = 400, description = "the body is not an approval (`malformed-json`)", body = super::Problem, content_type = "application/problem+json"),
     (status = 401, body = super::Problem, content_type = "application/problem+json"),
     (status = 404, body = super::Problem, content_type = "application/problem+json"),
 ))]
@@ -115,7 +122,7 @@ pub async fn approve(
 ) -> Result<Json<crate::capabilities::grant::GrantDecision>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no executor {name:?} for tenant {id:?}"));
     let tenant: TenantId = id.parse().map_err(|_| not_found())?;
-    let request: ApproveRequest = super::problem::optional_json(&body)?;
+    let request: ApproveRequest = super::body::optional_json(&body)?;
     let pool = state.host.pool();
     let (version, decision) =
         crate::db::executors::grant(pool, tenant, &name, request.version.as_deref())

@@ -1,5 +1,5 @@
-//! The flags (and environment variables) of `serve` and `dev`, and how they
-//! become the service's plain settings.
+//! The flags (and environment variables) shared by several commands, and
+//! how those of `serve` and `dev` become the service's plain settings.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,4 +174,15 @@ impl From<LimitArgs> for ServiceLimits {
             },
         }
     }
+}
+
+/// Where a running bookhost server is, and the key to use with it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, env = "BOOKHOST_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// A tenant API key.
+    #[arg(long, env = "BOOKHOST_KEY", hide_env_values = true)]
+    pub key: Option<String>,
 }

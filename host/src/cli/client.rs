@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 
-use super::ServerArgs;
+use super::args::ServerArgs;
 
 /// A small HTTP client for the server's API.
 pub struct Client {

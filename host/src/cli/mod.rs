@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-pub use self::args::{DatabaseArgs, DevArgs, GrantModeArg, LimitArgs, ServeArgs};
+pub use self::args::{DatabaseArgs, DevArgs, GrantModeArg, LimitArgs, ServeArgs, ServerArgs};
 use self::audit::AuditCommand;
 use self::client::Client;
 use crate::db::local_cluster::{ClusterOptions, LocalCluster};
@@ -27,17 +27,6 @@ use crate::TenantId;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Where a running bookhost server is, and the key to use with it.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServerArgs {
-    /// The server's base URL.
-    #[arg(long, env = "BOOKHOST_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// A tenant API key.
-    #[arg(long, env = "BOOKHOST_KEY", hide_env_values = true)]
-    pub key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +101,8 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Print the HTTP API's OpenAPI document (the one served at /openapi.json).
+    Openapi,
     /// Apply the database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -173,6 +164,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let key = crate::db::keys::issue(&pool, tenant).await?;
             println!("{tenant}");
             println!("{key}");
+            Ok(0)
+        }
+        Command::Openapi => {
+            let document = <crate::api::ApiDoc as utoipa::OpenApi>::openapi();
+            println!("{}", document.to_pretty_json()?);
             Ok(0)
         }
         Command::Migrate { db } => {

@@ -171,6 +171,10 @@ impl LocalCluster {
         }
         if options.die_with_parent {
             use std::os::unix::process::CommandExt;
+            // A process group of its own: a Ctrl-C at the terminal reaches
+            // bookhost, which stops the server after its last request and
+            // audit record, not the server from under them.
+            command.process_group(0);
             // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
             unsafe {
                 command.pre_exec(|| {
