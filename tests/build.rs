@@ -9,7 +9,10 @@ fn main() {
     let plugins = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../plugins");
     // A crate added or removed is one of the plugins workspace's members.
     // (Not the whole folder: building the executors changes files in it.)
-    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins.join("Cargo.toml").display()
+    );
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&plugins).unwrap().flatten() {
         let manifest = entry.path().join("Cargo.toml");
