@@ -302,6 +302,17 @@ pub async fn close_the_only_connection(pool: &PgPool) {
         .fetch_one(pool)
         .await
         .unwrap();
+    // sqlx returns a connection to the pool in a task of its own, pinging
+    // it first: terminated before that ping, the pool would drop it and the
+    // next acquire would open a fresh one. Wait until it is idle again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pool.num_idle() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection never went back to the pool"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
         .bind(pid)
         .fetch_one(&owner())
