@@ -11,6 +11,8 @@ pub mod capabilities;
 pub mod cli;
 pub mod db;
 pub mod domain;
+pub mod invocations;
+pub mod mcp;
 pub mod runtime;
 pub mod service;
 

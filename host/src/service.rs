@@ -47,8 +47,12 @@ pub struct ServiceLimits {
     pub max_upload_bytes: usize,
     /// How long an Idempotency-Key's response is replayed.
     pub idempotency_ttl: Duration,
+    /// How long a proposal can be confirmed.
+    pub proposal_ttl: Duration,
     /// How declared capabilities become grants.
     pub grant_policy: GrantPolicy,
+    /// Who may reach the MCP endpoint.
+    pub mcp: crate::mcp::McpConfig,
 }
 
 /// Everything `bookhost serve` needs.
@@ -98,7 +102,9 @@ pub fn state(
             operator_key,
             max_component_bytes: limits.max_upload_bytes,
             idempotency_ttl: limits.idempotency_ttl,
+            proposal_ttl: limits.proposal_ttl,
             grant_policy: limits.grant_policy.clone(),
+            mcp: limits.mcp.clone(),
         },
     ))
 }

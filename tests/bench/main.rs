@@ -372,6 +372,7 @@ fn audit_record_cost() {
             version: &version,
             outcome: bookhost::db::audit::AttemptOutcome::Committed,
             duration_us: 900,
+            proposal: None,
             calls: &calls,
         };
         bytes += std::hint::black_box(bookhost::db::audit::append_sql(&record)).len();

@@ -393,6 +393,7 @@ async fn a_record_stores_any_text_verbatim() {
         version: &name,
         outcome: audit::AttemptOutcome::Committed,
         duration_us: 1,
+        proposal: None,
         calls: std::slice::from_ref(&call),
     };
     assert!(
@@ -463,6 +464,7 @@ async fn a_record_that_commits_late_is_still_chained() {
         version: "0",
         outcome: audit::AttemptOutcome::Committed,
         duration_us: 1,
+        proposal: None,
         calls: &[],
     };
     let (late, early) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());

@@ -38,7 +38,7 @@ async fn rows(table: &str, tenant: TenantId) -> i64 {
 
 #[test]
 fn every_executor_has_a_constant() {
-    assert_eq!(ALL.len(), 9, "{ALL:?}");
+    assert_eq!(ALL.len(), 10, "{ALL:?}");
     for name in ALL {
         registered(name);
     }
@@ -95,6 +95,24 @@ async fn delete_service() {
     .await;
     assert_eq!(ok_output(&report)["deleted"], service);
     assert_eq!(services_of(tenant).await, 0);
+}
+
+#[tokio::test]
+async fn list_services() {
+    registered(LIST_SERVICES);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    bookhost_tests::create_service(&host, tenant, "Trim", 15).await;
+    bookhost_tests::create_service(&host, tenant, "Cut", 30).await;
+    let report = invoke(&host, tenant, LIST_SERVICES, json!({})).await;
+    let names: Vec<&serde_json::Value> = ok_output(&report)["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["name"])
+        .collect();
+    assert_eq!(names, [&json!("Cut"), &json!("Trim")]);
+    assert_eq!(services_of(tenant).await, 2);
 }
 
 #[tokio::test]

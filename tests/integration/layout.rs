@@ -279,6 +279,8 @@ const LAYERS: &[&[&str]] = &[
     &["db"],
     &["capabilities"],
     &["runtime"],
+    &["invocations"],
+    &["mcp"],
     &["api"],
     &["service"],
     &["cli"],

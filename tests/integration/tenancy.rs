@@ -273,6 +273,21 @@ async fn row_level_security_is_in_force_for_every_catalog_table() {
             table.name
         );
     }
+    // The host's own tenant tables under the same policy (executors cannot
+    // name them: they are not in the catalog).
+    for table in ["proposals"] {
+        let (enabled, forced, policies): (bool, bool, i64) = sqlx::query_as(
+            "SELECT c.relrowsecurity, c.relforcerowsecurity, \
+                    (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname \
+                       AND p.qual LIKE '%bookhost.tenant%' AND p.with_check LIKE '%bookhost.tenant%') \
+             FROM pg_class c WHERE c.oid = format('public.%I', $1::text)::regclass",
+        )
+        .bind(table)
+        .fetch_one(&owner())
+        .await
+        .unwrap();
+        assert_eq!((enabled, forced, policies), (true, true, 1), "{table}");
+    }
     // A new table with a tenant column must either join the catalog (and so
     // the check above) or be named here as the host's own bookkeeping.
     let tenant_tables: Vec<String> = sqlx::query_scalar(
@@ -293,6 +308,7 @@ async fn row_level_security_is_in_force_for_every_catalog_table() {
         "executor_versions",
         "executors",
         "idempotency_keys",
+        "proposals",
     ];
     for table in &tenant_tables {
         assert!(

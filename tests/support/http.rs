@@ -183,6 +183,11 @@ pub async fn server() -> TestServer {
 }
 
 impl Api {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The same server through a client of its own: its connections are
     /// made by (and their I/O handled on) the runtime that first uses it.
     pub fn with_new_client(&self) -> Api {

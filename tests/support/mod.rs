@@ -3,6 +3,7 @@
 
 pub mod documented;
 pub mod http;
+pub mod mcp;
 pub mod values;
 
 /// The executors built from `plugins/`, named by constants generated from

@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         super::executors::grants,
         super::tenants::approve,
         super::invoke::invoke,
+        super::invoke::confirm,
         super::reads::tools,
         super::reads::services,
         super::reads::bookings,

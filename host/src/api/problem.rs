@@ -4,7 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::runtime::InvokeError;
+use crate::invocations::{Failure, InvocationError};
 
 /// A problem document (RFC 7807). `type` is `urn:bookhost:problem:<slug>`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -56,6 +56,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// It existed and is no more (an expired proposal).
+    #[error("{detail}")]
+    Gone { slug: &'static str, detail: String },
     /// The tenant is at its cap of invocations in flight (429, Retry-After).
     #[error("{0}")]
     TooManyRequests(String),
@@ -88,6 +91,7 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            ApiError::Gone { slug, .. } => (StatusCode::GONE, slug, "Gone"),
             ApiError::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "tenant-busy",
@@ -150,14 +154,58 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<InvokeError> for ApiError {
-    fn from(error: InvokeError) -> Self {
+impl From<InvocationError> for ApiError {
+    fn from(error: InvocationError) -> Self {
         let detail = error.to_string();
         match error {
-            InvokeError::UnknownExecutor(_) => ApiError::NotFound(detail),
-            InvokeError::TenantBusy(_) => ApiError::TooManyRequests(detail),
-            InvokeError::InvalidInput(_) => ApiError::bad_request("malformed-json", detail),
-            InvokeError::InputTooLarge { .. } => ApiError::bad_request("input-too-large", detail),
+            InvocationError::UnknownExecutor(_) | InvocationError::ProposalNotFound(_) => {
+                ApiError::NotFound(detail)
+            }
+            InvocationError::MalformedInput(_) => ApiError::bad_request("malformed-json", detail),
+            InvocationError::InputTooLarge { .. } => {
+                ApiError::bad_request("input-too-large", detail)
+            }
+            InvocationError::InvalidInput { errors, .. } => ApiError::Unprocessable {
+                slug: "invalid-input",
+                detail,
+                errors: Some(
+                    errors
+                        .into_iter()
+                        .map(|(path, message)| InputError { path, message })
+                        .collect(),
+                ),
+            },
+            InvocationError::TenantBusy(_) => ApiError::TooManyRequests(detail),
+            InvocationError::KeyInProgress => ApiError::Conflict {
+                slug: "idempotency-key-in-progress",
+                detail,
+            },
+            InvocationError::KeyReused => ApiError::Unprocessable {
+                slug: "idempotency-key-reused",
+                detail,
+                errors: None,
+            },
+            InvocationError::Failed {
+                failure,
+                detail,
+                invocation_id,
+            } => ApiError::Invocation {
+                status: match failure {
+                    Failure::Trapped | Failure::LimitExceeded => StatusCode::INTERNAL_SERVER_ERROR,
+                    Failure::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                    Failure::RetriesExhausted | Failure::HostFailure => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                },
+                slug: failure.slug(),
+                detail,
+                invocation_id,
+            },
+            InvocationError::ProposalExpired { .. } => ApiError::Gone {
+                slug: "proposal-expired",
+                detail,
+            },
+            InvocationError::Internal(error) => ApiError::Internal(error),
         }
     }
 }

@@ -7,31 +7,6 @@ use serde_json::{json, Value};
 
 use super::auth::Tenant;
 use super::{ApiError, AppState};
-use crate::TenantId;
-
-/// Rows as JSON objects without the tenant column, built by PostgreSQL, read
-/// in a transaction where row-level security admits only `tenant`'s rows (the
-/// queries scope by tenant themselves too: two walls, as for executors).
-async fn rows(
-    state: &AppState,
-    tenant: TenantId,
-    sql: &'static str,
-    binds: impl FnOnce(
-        sqlx::query::QueryScalar<'static, sqlx::Postgres, Value, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryScalar<
-        'static,
-        sqlx::Postgres,
-        Value,
-        sqlx::postgres::PgArguments,
-    >,
-) -> Result<Value, ApiError> {
-    let mut tx = crate::db::begin_as_tenant(state.host.pool(), tenant).await?;
-    let query = binds(sqlx::query_scalar(sql));
-    Ok(query
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(anyhow::Error::from)?)
-}
 
 /// The tenant's active executors as tools, in the function-calling shape
 /// agent frameworks hand to a model.
@@ -43,17 +18,17 @@ pub async fn tools(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
 ) -> Result<Json<Value>, ApiError> {
-    let tools = rows(
-        &state,
-        tenant,
-        "SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'function', 'function', jsonb_build_object(\
-             'name', e.name, 'description', v.description, 'parameters', v.input_schema)) ORDER BY e.name), '[]') \
-         FROM executors e JOIN executor_versions v \
-           ON v.tenant_id = e.tenant_id AND v.name = e.name AND v.digest = e.active_digest \
-         WHERE e.tenant_id = $1",
-        |q| q.bind(tenant.0),
-    )
-    .await?;
+    let active = crate::db::reads::tools(state.host.pool(), tenant).await?;
+    let tools: Vec<Value> = active
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|tool| {
+            json!({"type": "function", "function": {
+                "name": tool["name"], "description": tool["description"], "parameters": tool["input_schema"],
+            }})
+        })
+        .collect();
     Ok(Json(json!({ "tools": tools })))
 }
 
@@ -66,14 +41,7 @@ pub async fn services(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
 ) -> Result<Json<Value>, ApiError> {
-    let services = rows(
-        &state,
-        tenant,
-        "SELECT coalesce(jsonb_agg(to_jsonb(s) - 'tenant_id' ORDER BY s.created_at, s.id), '[]') \
-         FROM services s WHERE s.tenant_id = $1",
-        |q| q.bind(tenant.0),
-    )
-    .await?;
+    let services = crate::db::reads::services(state.host.pool(), tenant).await?;
     Ok(Json(json!({ "services": services })))
 }
 
@@ -135,15 +103,7 @@ pub async fn bookings(
         timestamp("from", &filter.from)?,
         timestamp("to", &filter.to)?,
     );
-    let bookings = rows(
-        &state,
-        tenant,
-        "SELECT coalesce(jsonb_agg(to_jsonb(b) - 'tenant_id' ORDER BY b.starts_at, b.id), '[]') FROM bookings b \
-         WHERE b.tenant_id = $1 AND ($2::uuid IS NULL OR b.service_id = $2) \
-           AND ($3::timestamptz IS NULL OR b.ends_at > $3) AND ($4::timestamptz IS NULL OR b.starts_at < $4)",
-        |q| q.bind(tenant.0).bind(service).bind(from).bind(to),
-    )
-    .await?;
+    let bookings = crate::db::reads::bookings(state.host.pool(), tenant, service, from, to).await?;
     Ok(Json(json!({ "bookings": bookings })))
 }
 
@@ -156,14 +116,7 @@ pub async fn booking_requests(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
 ) -> Result<Json<Value>, ApiError> {
-    let requests = rows(
-        &state,
-        tenant,
-        "SELECT coalesce(jsonb_agg(to_jsonb(r) - 'tenant_id' ORDER BY r.created_at, r.id), '[]') \
-         FROM booking_requests r WHERE r.tenant_id = $1",
-        |q| q.bind(tenant.0),
-    )
-    .await?;
+    let requests = crate::db::reads::booking_requests(state.host.pool(), tenant).await?;
     Ok(Json(json!({ "booking_requests": requests })))
 }
 
@@ -176,13 +129,6 @@ pub async fn storefront(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
 ) -> Result<Json<Value>, ApiError> {
-    let pages = rows(
-        &state,
-        tenant,
-        "SELECT coalesce(jsonb_agg(to_jsonb(p) - 'tenant_id' ORDER BY p.slug), '[]') \
-         FROM storefront_pages p WHERE p.tenant_id = $1",
-        |q| q.bind(tenant.0),
-    )
-    .await?;
+    let pages = crate::db::reads::storefront(state.host.pool(), tenant).await?;
     Ok(Json(json!({ "pages": pages })))
 }

@@ -31,6 +31,7 @@ pub fn app(state: AppState) -> Router {
             post(tenants::approve),
         )
         .route("/v1/executors/{name}/invoke", post(invoke::invoke))
+        .route("/v1/proposals/{id}/confirm", post(invoke::confirm))
         .route("/v1/invocations/{id}", get(audit::invocation))
         .route("/v1/audit", get(audit::search))
         .route("/v1/audit/verify", post(audit::verify))
@@ -41,6 +42,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/bookings", get(reads::bookings))
         .route("/v1/booking-requests", get(reads::booking_requests))
         .route("/v1/storefront", get(reads::storefront))
+        .merge(crate::mcp::router(
+            state.invocations.clone(),
+            state.changes.clone(),
+            &state.config.mcp,
+        ))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }

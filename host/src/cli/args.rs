@@ -143,6 +143,17 @@ pub struct LimitArgs {
     /// How long an Idempotency-Key's response is replayed, in seconds.
     #[arg(long, env = "BOOKHOST_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 3600)]
     pub idempotency_ttl_secs: u64,
+    /// How long a proposal can be confirmed, in seconds.
+    #[arg(long, env = "BOOKHOST_PROPOSAL_TTL_SECS", default_value_t = 600)]
+    pub proposal_ttl_secs: u64,
+    /// Origins a browser page may call /mcp from, comma-separated
+    /// (`https://app.example.com`, `http://localhost:*`) [default: loopback].
+    #[arg(long, env = "BOOKHOST_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Option<Vec<String>>,
+    /// Host header values /mcp serves, comma-separated (against DNS
+    /// rebinding; `*` for any) [default: localhost, 127.0.0.1, ::1].
+    #[arg(long, env = "BOOKHOST_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub mcp_allowed_hosts: Option<Vec<String>>,
     /// How declared capabilities become grants.
     #[arg(
         long,
@@ -168,6 +179,18 @@ impl From<LimitArgs> for ServiceLimits {
             max_output_bytes: args.max_output_bytes,
             max_upload_bytes: args.max_upload_bytes,
             idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
+            proposal_ttl: Duration::from_secs(args.proposal_ttl_secs),
+            mcp: {
+                let defaults = crate::mcp::McpConfig::default();
+                crate::mcp::McpConfig {
+                    allowed_origins: args.mcp_allowed_origins.unwrap_or(defaults.allowed_origins),
+                    allowed_hosts: match args.mcp_allowed_hosts {
+                        Some(hosts) if hosts.iter().any(|h| h == "*") => Vec::new(),
+                        Some(hosts) => hosts,
+                        None => defaults.allowed_hosts,
+                    },
+                }
+            },
             grant_policy: GrantPolicy {
                 mode: args.grant_policy.into(),
                 deny: args.deny,

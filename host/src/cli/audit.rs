@@ -55,6 +55,9 @@ pub struct AuditFilterArgs {
     outcome: Option<String>,
     #[arg(long)]
     invocation: Option<uuid::Uuid>,
+    /// The attempts of a proposal's dry run and of its confirmation.
+    #[arg(long)]
+    proposal: Option<uuid::Uuid>,
     /// RFC 3339.
     #[arg(long)]
     from: Option<chrono::DateTime<chrono::Utc>>,
@@ -74,6 +77,7 @@ impl AuditFilterArgs {
             table: self.table.clone(),
             outcome: self.outcome.clone(),
             invocation_id: self.invocation,
+            proposal_id: self.proposal,
             from: self.from,
             to: self.to,
             after_id: None,

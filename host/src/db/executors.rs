@@ -89,12 +89,28 @@ pub async fn store_and_activate(
     Ok((inserted.is_some(), uploaded_at))
 }
 
+/// The channel on which a tenant's tool list changes are announced (the
+/// payload is the tenant's id); MCP clients that listen are told.
+pub const TOOLS_CHANGED: &str = "bookhost_tools_changed";
+
+/// Announce that `tenant`'s tools changed (delivered when the transaction
+/// commits, if in one).
+async fn tools_changed(conn: impl sqlx::PgExecutor<'_>, tenant: TenantId) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(TOOLS_CHANGED)
+        .bind(tenant.0.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 async fn activate(
     tx: &mut sqlx::PgConnection,
     tenant: TenantId,
     name: &str,
     digest: &str,
 ) -> anyhow::Result<()> {
+    tools_changed(&mut *tx, tenant).await?;
     sqlx::query(
         "INSERT INTO executors (tenant_id, name, active_digest) VALUES ($1, $2, $3) \
          ON CONFLICT (tenant_id, name) DO UPDATE SET active_digest = EXCLUDED.active_digest, updated_at = now()",
@@ -162,7 +178,11 @@ pub async fn approve(
     .bind(granted)
     .execute(pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let approved = done.rows_affected() == 1;
+    if approved {
+        tools_changed(pool, tenant).await?;
+    }
+    Ok(approved)
 }
 
 /// The stored bytes of a version.

@@ -10,6 +10,8 @@ pub mod idempotency;
 pub mod keys;
 pub mod local_cluster;
 pub mod locks;
+pub mod proposals;
+pub mod reads;
 pub mod sql;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -27,7 +27,8 @@ pub struct AttemptPlan<'a> {
     pub number: u32,
     pub plan: LockPlan,
     pub grant: Arc<Grant>,
-    pub dry_run: bool,
+    /// Keep every row written (dry runs, confirmations of proposals).
+    pub record_writes: bool,
 }
 
 /// What an attempt left behind: its transaction (to commit or roll back),
@@ -165,7 +166,7 @@ pub async fn run(host: &Host, attempt: AttemptPlan<'_>) -> Result<AttemptRun, At
     if !host.settings.audit {
         transaction = transaction.without_audit_details();
     }
-    if attempt.dry_run {
+    if attempt.record_writes {
         transaction = transaction.record_writes();
     }
     if let Err(doom) = transaction.acquire_planned_locks().await {

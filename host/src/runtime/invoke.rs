@@ -11,7 +11,7 @@ use super::outcome::{AttemptEnd, InvocationOutcome, InvocationReport, InvokeErro
 use super::registry::LoadedExecutor;
 use crate::capabilities::context::LogLine;
 use crate::capabilities::grant::Grant;
-use crate::capabilities::transaction::{InvocationTransaction, LockPlan, WriteRecord};
+use crate::capabilities::transaction::{same_writes, InvocationTransaction, LockPlan, WriteRecord};
 use crate::db::audit::{AttemptAudit, AttemptOutcome, AuditCall};
 use crate::db::errors::RetryReason;
 use crate::db::sql::Statement;
@@ -33,6 +33,16 @@ pub struct InvokeOptions {
     pub on_commit: Option<Arc<dyn CommitHook>>,
     /// The capabilities calls may use; default: what the executor declares.
     pub grant: Option<Arc<Grant>>,
+    /// The invocation's clock (microseconds since the epoch); default: now.
+    /// A proposal's confirmation runs on the proposal's clock.
+    pub now_micros: Option<i64>,
+    /// Commit only if the successful attempt writes exactly these rows
+    /// (modulo generated values; see [`same_writes`]); otherwise roll back
+    /// and end `Changed` with the rows it wrote.
+    pub expected_writes: Option<Arc<Vec<WriteRecord>>>,
+    /// The proposal this invocation proposes or confirms, recorded with each
+    /// attempt so the audit links the two.
+    pub proposal: Option<uuid::Uuid>,
 }
 
 /// What the loop accumulates across the attempts of one invocation.
@@ -42,6 +52,7 @@ struct InvocationRun {
     now_micros: i64,
     executor: String,
     version: String,
+    proposal: Option<uuid::Uuid>,
     started: Instant,
     plan: LockPlan,
     logs: Vec<LogLine>,
@@ -58,6 +69,7 @@ impl InvocationRun {
         InvocationReport {
             invocation_id: self.invocation_id,
             executor: self.executor.clone(),
+            version: self.version.clone(),
             tenant: self.tenant.to_string(),
             outcome,
             attempts: self.attempts,
@@ -78,6 +90,7 @@ impl InvocationRun {
             version: &self.version,
             outcome,
             duration_us: self.attempt_started.elapsed().as_micros() as i64,
+            proposal: self.proposal,
             calls: &self.calls,
         }
     }
@@ -131,9 +144,12 @@ impl Host {
             // Time-ordered: audit records are indexed by invocation, and
             // ids that grow append to that index instead of scattering.
             invocation_id: uuid::Uuid::now_v7(),
-            now_micros: chrono::Utc::now().timestamp_micros(),
+            now_micros: options
+                .now_micros
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_micros()),
             executor: executor.name.to_string(),
             version: executor.digest.clone(),
+            proposal: options.proposal,
             started: Instant::now(),
             plan: LockPlan::default(),
             logs: Vec::new(),
@@ -209,7 +225,7 @@ impl Host {
             number: run.attempts,
             plan: run.plan.clone(),
             grant: grant.clone(),
-            dry_run: options.dry_run,
+            record_writes: options.dry_run || options.expected_writes.is_some(),
         };
         let attempted = attempt::run(self, plan).await?;
         run.logs.extend(attempted.logs);
@@ -229,6 +245,15 @@ impl Host {
             self.end_attempt(run, transaction, AttemptOutcome::DryRun)
                 .await;
             return Ok(run.report(InvocationOutcome::Ok { output }, true));
+        }
+        if let Some(expected) = &options.expected_writes {
+            let writes = transaction.take_writes();
+            if !same_writes(expected, &writes) {
+                run.writes = writes;
+                self.end_attempt(run, transaction, AttemptOutcome::Changed)
+                    .await;
+                return Ok(run.report(InvocationOutcome::Changed { output }, false));
+            }
         }
         let outcome = InvocationOutcome::Ok { output };
         // With a hook, the report it stores is the one returned: built once,

@@ -50,6 +50,9 @@ pub enum InvocationOutcome {
     /// `limit` names it: memory, table, wasm_stack, calls, rows_read,
     /// rows_written, locks, output_bytes.
     LimitExceeded { limit: String, message: String },
+    /// A proposal's confirmation: `execute` returned ok, but its write set
+    /// (in the report's `writes`) was not the proposal's; rolled back.
+    Changed { output: serde_json::Value },
 }
 
 impl InvocationOutcome {
@@ -63,6 +66,7 @@ impl InvocationOutcome {
             InvocationOutcome::RetriesExhausted { .. } => "retries_exhausted",
             InvocationOutcome::HostFailure { .. } => "host_failure",
             InvocationOutcome::LimitExceeded { .. } => "limit_exceeded",
+            InvocationOutcome::Changed { .. } => "changed",
         }
     }
 }
@@ -72,6 +76,8 @@ impl InvocationOutcome {
 pub struct InvocationReport {
     pub invocation_id: uuid::Uuid,
     pub executor: String,
+    /// The executor version (SHA-256 of its component) that ran.
+    pub version: String,
     pub tenant: String,
     #[serde(flatten)]
     pub outcome: InvocationOutcome,
@@ -84,7 +90,8 @@ pub struct InvocationReport {
     /// A dry run: the transaction was rolled back whatever the outcome.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
-    /// In a dry run, every row the successful attempt wrote.
+    /// In a dry run (and a changed confirmation), every row the successful
+    /// attempt wrote.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<WriteRecord>,
     #[serde(serialize_with = "as_millis")]

@@ -30,7 +30,7 @@ use crate::db::errors::{classify, sqlstate, DbFailure};
 use crate::db::sql::{self, Statement};
 use crate::TenantId;
 
-pub use self::capture::WriteRecord;
+pub use self::capture::{same_writes, WriteRecord};
 pub use self::locks::{LockPlan, MAX_LOCK_KEY_BYTES};
 pub use self::settings::{Isolation, TransactionSettings};
 

@@ -43,6 +43,9 @@ pub enum AttemptOutcome {
     HostFailure,
     /// A dry run that succeeded, rolled back on purpose.
     DryRun,
+    /// A proposal's confirmation whose write set was not the proposal's:
+    /// rolled back, nothing written.
+    Changed,
 }
 
 impl AttemptOutcome {
@@ -57,6 +60,7 @@ impl AttemptOutcome {
             AttemptOutcome::LimitExceeded => "limit_exceeded",
             AttemptOutcome::HostFailure => "host_failure",
             AttemptOutcome::DryRun => "dry_run",
+            AttemptOutcome::Changed => "changed",
         }
     }
 }
@@ -78,6 +82,9 @@ pub struct AttemptAudit<'a> {
     pub version: &'a str,
     pub outcome: AttemptOutcome,
     pub duration_us: i64,
+    /// The proposal this attempt proposed or confirmed, if any: the link
+    /// between a proposal's dry run and its confirmation.
+    pub proposal: Option<uuid::Uuid>,
     pub calls: &'a [AuditCall],
 }
 
@@ -85,8 +92,8 @@ pub struct AttemptAudit<'a> {
 macro_rules! append_insert {
     () => {
         "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, outcome, \
-         calls, lock_wait_us, duration_us, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10)"
+         calls, lock_wait_us, duration_us, recorded_at, proposal_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11)"
     };
 }
 
@@ -97,7 +104,7 @@ pub const APPEND_STATEMENT: &str = "bookhost_audit_append";
 /// Prepares the append on a connection, once, when it connects.
 pub const PREPARE_APPEND: &str = concat!(
     "PREPARE bookhost_audit_append (uuid, uuid, integer, text, text, text, json, bigint, bigint, \
-     timestamptz) AS ",
+     timestamptz, uuid) AS ",
     append_insert!()
 );
 
@@ -115,6 +122,7 @@ pub async fn append(pool: &PgPool, attempt: &AttemptAudit<'_>) -> anyhow::Result
         .bind(lock_wait_us(attempt))
         .bind(attempt.duration_us)
         .bind(chrono::Utc::now())
+        .bind(attempt.proposal)
         .execute(pool)
         .await?;
     Ok(())
@@ -154,12 +162,16 @@ pub fn append_sql(attempt: &AttemptAudit<'_>) -> String {
     }
     write!(
         sql,
-        "{}, {}, '{}')",
+        "{}, {}, '{}', ",
         lock_wait_us(attempt),
         attempt.duration_us,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     )
     .expect("writing to a String");
+    match attempt.proposal {
+        Some(proposal) => write!(sql, "'{proposal}')").expect("writing to a String"),
+        None => sql.push_str("NULL)"),
+    }
     sql
 }
 

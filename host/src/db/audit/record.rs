@@ -21,6 +21,11 @@ pub struct AuditRecord {
     pub lock_wait_us: i64,
     pub duration_us: i64,
     pub recorded_at: chrono::DateTime<chrono::Utc>,
+    /// The proposal this attempt proposed or confirmed, if any (a column
+    /// since migration 0007: absent before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(default)]
+    pub proposal_id: Option<uuid::Uuid>,
     pub chain_seq: Option<i64>,
     #[serde(serialize_with = "hex_option")]
     #[schema(value_type = Option<String>)]
@@ -41,7 +46,7 @@ fn hex_option<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::
 macro_rules! record_columns {
     () => {
         "r.id, r.tenant_id, r.invocation_id, r.attempt, r.executor, r.version, r.outcome, r.calls, \
-         r.lock_wait_us, r.duration_us, r.recorded_at, l.chain_seq, l.hash, l.prev_hash"
+         r.lock_wait_us, r.duration_us, r.recorded_at, r.proposal_id, l.chain_seq, l.hash, l.prev_hash"
     };
 }
 
@@ -75,6 +80,10 @@ pub fn record_hash(record: &AuditRecord, seq: i64, prev: &[u8]) -> Vec<u8> {
         invocation_id: uuid::Uuid,
         lock_wait_us: i64,
         outcome: &'a str,
+        // Only when present, so records made before proposals existed hash
+        // as they did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        proposal_id: Option<uuid::Uuid>,
         recorded_at: i64,
         tenant_id: uuid::Uuid,
         version: &'a str,
@@ -88,6 +97,7 @@ pub fn record_hash(record: &AuditRecord, seq: i64, prev: &[u8]) -> Vec<u8> {
         invocation_id: record.invocation_id,
         lock_wait_us: record.lock_wait_us,
         outcome: &record.outcome,
+        proposal_id: record.proposal_id,
         recorded_at: record.recorded_at.timestamp_micros(),
         tenant_id: record.tenant_id,
         version: &record.version,

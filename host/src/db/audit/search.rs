@@ -1,5 +1,5 @@
 //! Searching the audit log by tenant, executor, capability, table, outcome,
-//! invocation and time.
+//! invocation, proposal and time.
 
 use sqlx::PgPool;
 
@@ -14,6 +14,8 @@ pub struct AuditFilter {
     pub table: Option<String>,
     pub outcome: Option<String>,
     pub invocation_id: Option<uuid::Uuid>,
+    /// The attempts of a proposal's dry run and of its confirmation.
+    pub proposal_id: Option<uuid::Uuid>,
     /// RFC 3339; records at or after.
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// RFC 3339; records before.
@@ -34,7 +36,8 @@ pub async fn search(pool: &PgPool, filter: &AuditFilter) -> anyhow::Result<Vec<A
          AND ($5::text IS NULL OR outcome = $5 OR calls::jsonb @> jsonb_build_array(jsonb_build_object('outcome', $5::text))) \
          AND ($6::uuid IS NULL OR invocation_id = $6) \
          AND ($7::timestamptz IS NULL OR recorded_at >= $7) AND ($8::timestamptz IS NULL OR recorded_at < $8) \
-         AND ($9::bigint IS NULL OR id > $9) ORDER BY r.id LIMIT $10"
+         AND ($9::bigint IS NULL OR id > $9) AND ($11::uuid IS NULL OR proposal_id = $11) \
+         ORDER BY r.id LIMIT $10"
     ))
     .bind(filter.tenant)
     .bind(&filter.executor)
@@ -46,6 +49,7 @@ pub async fn search(pool: &PgPool, filter: &AuditFilter) -> anyhow::Result<Vec<A
     .bind(filter.to)
     .bind(filter.after_id)
     .bind(filter.limit.unwrap_or(100).clamp(1, 1000))
+    .bind(filter.proposal_id)
     .fetch_all(pool)
     .await?)
 }

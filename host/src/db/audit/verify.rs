@@ -95,7 +95,7 @@ pub async fn verify(
         let links: Vec<ChainLink> = sqlx::query_as(
             "SELECT l.chain_seq, l.record_id, l.prev_hash, l.hash, r.tenant_id, r.invocation_id, \
              r.attempt, r.executor, r.version, r.outcome, r.calls, r.lock_wait_us, r.duration_us, \
-             r.recorded_at FROM audit_links l LEFT JOIN audit_records r ON r.id = l.record_id \
+             r.recorded_at, r.proposal_id FROM audit_links l LEFT JOIN audit_records r ON r.id = l.record_id \
              WHERE l.tenant_id = $1 ORDER BY l.chain_seq, l.record_id",
         )
         .bind(tenant_id)
@@ -169,6 +169,7 @@ struct ChainLink {
     lock_wait_us: Option<i64>,
     duration_us: Option<i64>,
     recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    proposal_id: Option<uuid::Uuid>,
 }
 
 impl ChainLink {
@@ -186,6 +187,7 @@ impl ChainLink {
             lock_wait_us: self.lock_wait_us?,
             duration_us: self.duration_us?,
             recorded_at: self.recorded_at?,
+            proposal_id: self.proposal_id,
             chain_seq: Some(self.chain_seq),
             hash: Some(self.hash.clone()),
             prev_hash: Some(self.prev_hash.clone()),
