@@ -12,6 +12,7 @@ mod fuzz;
 mod hostile;
 mod layout;
 mod mcp;
+mod mcp_clients;
 mod openapi;
 mod proposals;
 mod races;

@@ -10,12 +10,40 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::config::McpConfig;
+use crate::invocations::ActiveVersion;
 use crate::TenantId;
 
-/// The tenant a request's key belongs to, for the handler.
-#[derive(Debug, Clone, Copy)]
+/// The tenant a request's key belongs to, for the handler; for a
+/// `tools/call`, the tool and the tenant's active version of it, looked up
+/// with the key in one round trip (as the HTTP path does).
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub tenant: TenantId,
+    pub tool: Option<(String, Option<ActiveVersion>)>,
+}
+
+/// The most of a body read to find a `tools/call`'s tool (the SDK refuses
+/// larger bodies itself: 4 MiB).
+const MAX_BODY: usize = 4 << 20;
+
+/// Just enough of a JSON-RPC request to name the tool it calls.
+#[derive(serde::Deserialize)]
+struct Peek {
+    method: Option<String>,
+    params: Option<PeekParams>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekParams {
+    name: Option<String>,
+}
+
+/// The tool a `tools/call` body names, if it is one.
+fn called_tool(body: &[u8]) -> Option<String> {
+    let peek: Peek = serde_json::from_slice(body).ok()?;
+    (peek.method.as_deref() == Some("tools/call"))
+        .then(|| peek.params?.name)
+        .flatten()
 }
 
 /// The guard's settings and the pool keys are looked up in.
@@ -102,7 +130,7 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 }
 
 /// The middleware in front of the SDK's service.
-pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
+pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         if !guard.origin_allowed(origin) {
             return refuse(
@@ -118,15 +146,34 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|k| !k.is_empty());
-    let Some(key) = key else {
+    let Some(key) = key.map(str::to_owned) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "missing Authorization: Bearer <tenant API key>",
         );
     };
-    match crate::db::keys::tenant_of(&guard.pool, key).await {
-        Ok(Some(tenant)) => {
-            request.extensions_mut().insert(Caller { tenant });
+    // A tools/call names its tool in the body: read it (the SDK reads the
+    // body whole anyway) and look the tool up with the key.
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        );
+    };
+    let tool = called_tool(&bytes);
+    let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let found = match &tool {
+        Some(name) => crate::db::keys::tenant_and_executor(&guard.pool, &key, name)
+            .await
+            .map(|found| found.map(|(tenant, active)| (tenant, Some((name.clone(), active))))),
+        None => crate::db::keys::tenant_of(&guard.pool, &key)
+            .await
+            .map(|found| found.map(|tenant| (tenant, None))),
+    };
+    match found {
+        Ok(Some((tenant, tool))) => {
+            request.extensions_mut().insert(Caller { tenant, tool });
             next.run(request).await
         }
         Ok(None) => refuse(StatusCode::UNAUTHORIZED, "unknown or revoked API key"),
@@ -153,6 +200,15 @@ mod tests {
             .connect_lazy("postgres://localhost/none")
             .unwrap();
         Guard::new(pool, &config)
+    }
+
+    #[test]
+    fn a_tools_call_names_its_tool() {
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create-booking","arguments":{}}}"#;
+        assert_eq!(called_tool(call).as_deref(), Some("create-booking"));
+        let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+        assert_eq!(called_tool(list), None);
+        assert_eq!(called_tool(b"[not json"), None);
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ fn parts(ctx: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts
 fn caller(ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
     parts(ctx)
         .and_then(|parts| parts.extensions.get::<Caller>())
-        .copied()
+        .cloned()
         .ok_or_else(|| ErrorData::internal_error("the request has no authenticated caller", None))
 }
 
@@ -139,7 +139,12 @@ impl ServerHandler for McpHandler {
             let key = idempotency_key(&ctx)?;
             let name = &request.name;
             let run = async {
-                let active = invocations.active(caller.tenant, name).await?;
+                // Looked up with the key already, unless the body named
+                // another tool than the one the SDK parsed (it cannot).
+                let active = match caller.tool {
+                    Some((tool, active)) if tool == *name => active,
+                    _ => invocations.active(caller.tenant, name).await?,
+                };
                 let target = invocations.target(caller.tenant, name, active).await?;
                 invocations
                     .invoke(caller.tenant, &target, input, mode, key)
