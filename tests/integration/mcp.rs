@@ -115,7 +115,16 @@ async fn a_call_books_once_and_a_taken_slot_is_a_tool_error() {
         "{refused:#}"
     );
 
-    // A call the schema refuses is the protocol's error; nothing ran.
+    // A call the schema refuses is the protocol's error; nothing ran (no
+    // attempt is on record).
+    let attempts = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_records WHERE tenant_id = $1")
+            .bind(tenant.id.0)
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    };
+    let before = attempts().await;
     let invalid = mcp
         .call(CREATE_BOOKING, json!({"service_id": service}), None)
         .await;
@@ -129,6 +138,7 @@ async fn a_call_books_once_and_a_taken_slot_is_a_tool_error() {
     );
     let unknown = mcp.call("no-such-tool", json!({}), None).await;
     assert_eq!(unknown.error()["code"], -32602);
+    assert_eq!(attempts().await, before, "nothing ran");
     assert_eq!(bookings(&server, &tenant).await, 1);
 }
 

@@ -38,24 +38,32 @@ fn free_port() -> u16 {
 struct Group(std::process::Child);
 
 impl Drop for Group {
+    /// SIGTERM to the group, then wait until none of it is left (bookhost
+    /// stops gracefully and stops its PostgreSQL), SIGKILL after 30 s.
     fn drop(&mut self) {
         let pid = self.0.id() as i32;
         // SAFETY: signalling a process group this test created.
         unsafe {
             libc::kill(-pid, libc::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let _ = self.0.try_wait();
+            // SAFETY: signal 0 only asks whether the group still exists.
+            let gone = unsafe { libc::kill(-pid, 0) } != 0;
+            if gone {
+                return;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+                let _ = self.0.wait();
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-        let _ = self.0.wait();
     }
 }
 
