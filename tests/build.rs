@@ -1,7 +1,10 @@
 //! Names every executor `plugins/build.sh` builds (the crates of `plugins/`
-//! whose library is a `cdylib`) as a constant, and generates
+//! whose library is a `cdylib`, the TypeScript entries `plugins/ts/*.ts`, the
+//! Python apps `plugins/py/*/app.py`) as a constant, and generates
 //! `foreach_executor!`, so a test module can require one test per executor
 //! (Wasmtime's `crates/test-programs/artifacts/build.rs` does the same).
+//! Also names a folder under the target dir for the tests' compiled
+//! artifacts (`BOOKHOST_TEST_ARTIFACTS`).
 
 use std::path::PathBuf;
 
@@ -36,6 +39,23 @@ fn main() {
             .unwrap_or_else(|| panic!("{} has no package name", manifest.display()));
         names.push(name);
     }
+    // TypeScript executors: one entry file each, named after it.
+    let ts = plugins.join("ts");
+    println!("cargo:rerun-if-changed={}", ts.display());
+    for entry in std::fs::read_dir(&ts).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "ts") {
+            names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    // Python executors: one folder each with its app.py.
+    let py = plugins.join("py");
+    println!("cargo:rerun-if-changed={}", py.display());
+    for entry in std::fs::read_dir(&py).into_iter().flatten().flatten() {
+        if entry.path().join("app.py").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
     names.sort();
     assert!(
         !names.is_empty(),
@@ -58,6 +78,12 @@ fn main() {
         code += &format!("        $mac!({});\n", name.replace('-', "_"));
     }
     code += "    };\n}\n";
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("executors.rs");
-    std::fs::write(out, code).unwrap();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out_dir.join("executors.rs"), code).unwrap();
+    // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out.
+    let profile_dir = out_dir.ancestors().nth(3).unwrap();
+    println!(
+        "cargo:rustc-env=BOOKHOST_TEST_ARTIFACTS={}",
+        profile_dir.join("bookhost-test-artifacts").display()
+    );
 }

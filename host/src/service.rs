@@ -45,6 +45,8 @@ pub struct ServiceLimits {
     pub max_input_bytes: usize,
     pub max_output_bytes: usize,
     pub max_upload_bytes: usize,
+    /// Compilations of uploads at once, and how long one may take.
+    pub compile: crate::runtime::CompileLimits,
     /// How long an Idempotency-Key's response is replayed.
     pub idempotency_ttl: Duration,
     /// How long a proposal can be confirmed.
@@ -92,8 +94,9 @@ pub fn state(
         ..HostSettings::default()
     };
     let engine = ExecutorEngine::new(settings.engine.clone())?;
-    let mut registry =
-        ExecutorRegistry::new(engine)?.with_artifact_cache(limits.artifact_cache.clone())?;
+    let mut registry = ExecutorRegistry::new(engine)?
+        .with_artifact_cache(limits.artifact_cache.clone())?
+        .with_compile_limits(limits.compile.clone());
     registry.max_component_bytes = limits.max_upload_bytes;
     let host = Host::new(pool, Arc::new(registry), settings);
     Ok(AppState::new(

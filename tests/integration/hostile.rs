@@ -243,3 +243,65 @@ async fn the_deepest_input_fits_the_executors_stack() {
     create_service(&host, tenant, "after-deep-input", 30).await;
     assert_eq!(services_of(tenant).await, 1);
 }
+
+/// The TypeScript fixture (plugins/ts/fixture-hostile-ts.ts) in `mode`, like
+/// [`hostile`]: nothing written, a normal invocation served right after.
+async fn hostile_ts(settings: HostSettings, mode: &str) -> bookhost::InvocationReport {
+    let host = host_with(settings, 4).await;
+    let tenant = tenant(&owner()).await;
+    let report = invoke(&host, tenant, FIXTURE_HOSTILE_TS, json!({"mode": mode})).await;
+    assert_eq!(services_of(tenant).await, 0, "{:?}", report.outcome);
+    let input = json!({"page": "home", "section": {"id": "after-the-attack"}});
+    let after = invoke(&host, tenant, UPDATE_PAGE_SECTION_TS, input).await;
+    assert_eq!(ok_output(&after)["sections"], 1);
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_throw_is_a_trap_with_its_message_in_the_log() {
+    let report = hostile_ts(HostSettings::default(), "throw").await;
+    assert!(
+        matches!(report.outcome, InvocationOutcome::Trap { .. }),
+        "{:?}",
+        report.outcome
+    );
+    let logged: Vec<&str> = report.logs.iter().map(|l| l.message.as_str()).collect();
+    assert!(
+        logged
+            .iter()
+            .any(|m| m.contains("Error: fixture-hostile-ts threw on purpose")),
+        "{logged:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_loop_times_out_within_the_same_bound() {
+    let report = hostile_ts(short_deadline(), "spin").await;
+    assert_eq!(
+        report.outcome,
+        InvocationOutcome::Timeout { timeout_ms: 300 }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_memory_bomb_hits_the_memory_limit() {
+    let report = hostile_ts(HostSettings::default(), "memory-bomb").await;
+    assert_eq!(limit_of(&report.outcome), "memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_write_then_throw_leaves_nothing() {
+    let report = hostile_ts(HostSettings::default(), "write-then-throw").await;
+    assert!(
+        matches!(report.outcome, InvocationOutcome::Trap { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        report.logs.iter().any(|l| l
+            .message
+            .contains("TypeError: fixture-hostile-ts threw after writing")),
+        "{:?}",
+        report.logs
+    );
+}

@@ -1,6 +1,8 @@
 //! The four seed races, 64 concurrent naive executors per round, 20 rounds
-//! each: the invariants of DESIGN.md hold exactly; and a sensitivity control
-//! that shows the page-section race is detected when the discipline is off.
+//! each: the invariants of DESIGN.md hold exactly, for the Rust executors and
+//! their TypeScript ports (and the Python create-booking); and a sensitivity
+//! control, in both languages, that shows the page-section race is detected
+//! when the discipline is off.
 
 use std::time::Instant;
 
@@ -151,7 +153,26 @@ async fn race_create_booking_locked_hot_slot_never_double_books() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_create_booking_ts_hot_slot_never_double_books() {
+    hot_slot_rounds(CREATE_BOOKING_TS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_create_booking_py_hot_slot_never_double_books() {
+    hot_slot_rounds(CREATE_BOOKING_PY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_delete_service_never_orphans_upcoming_bookings() {
+    delete_service_rounds(CREATE_BOOKING, DELETE_SERVICE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_delete_service_ts_never_orphans_upcoming_bookings() {
+    delete_service_rounds(CREATE_BOOKING_TS, DELETE_SERVICE_TS).await;
+}
+
+async fn delete_service_rounds(create_booking: &'static str, delete_service: &'static str) {
     let host = host(CONCURRENCY as u32).await;
     let tenant = tenant(&owner()).await;
     let (mut deleted_rounds, mut kept_rounds, mut all_attempts) = (0, 0, 0);
@@ -167,9 +188,9 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
                         let slot = i / 2;
                         let start = format!("2031-01-{:02}T{:02}:00:00Z", 1 + slot % 28, 9 + slot / 28);
                         let input = json!({"service_id": service, "customer": format!("c{i}"), "start": start});
-                        (CREATE_BOOKING, invoke(&host, tenant, CREATE_BOOKING, input).await)
+                        (create_booking, invoke(&host, tenant, create_booking, input).await)
                     } else {
-                        (DELETE_SERVICE, invoke(&host, tenant, DELETE_SERVICE, json!({"service_id": service})).await)
+                        (delete_service, invoke(&host, tenant, delete_service, json!({"service_id": service})).await)
                     }
                 })
             })
@@ -187,12 +208,12 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
                 .filter(|(k, r)| *k == kind && r.outcome.kind() == "ok")
                 .count()
         };
-        let (ok_bookings, ok_deletes) = (ok_of(CREATE_BOOKING), ok_of(DELETE_SERVICE));
+        let (ok_bookings, ok_deletes) = (ok_of(create_booking), ok_of(delete_service));
         for (kind, report) in &reports {
             if report.outcome.kind() != "ok" {
                 let code = user_error_code(report)
                     .unwrap_or_else(|| panic!("{kind}: {:?}", report.outcome));
-                let expected: &[&str] = if *kind == CREATE_BOOKING {
+                let expected: &[&str] = if *kind == create_booking {
                     &["service_not_found"]
                 } else {
                     &["service_has_upcoming_bookings", "service_not_found"]
@@ -228,7 +249,7 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
         }
     }
     println!(
-        "delete-service vs create-booking: {ROUNDS} rounds x {CONCURRENCY} concurrent: service deleted (no bookings) in \
+        "{delete_service} vs {create_booking}: {ROUNDS} rounds x {CONCURRENCY} concurrent: service deleted (no bookings) in \
          {deleted_rounds} rounds, kept with bookings in {kept_rounds}; never both; attempts {all_attempts} for {} invocations",
         ROUNDS * CONCURRENCY
     );
@@ -236,6 +257,15 @@ async fn race_delete_service_never_orphans_upcoming_bookings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_request_appointment_one_pending_per_pet() {
+    request_appointment_rounds(REQUEST_APPOINTMENT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_request_appointment_ts_one_pending_per_pet() {
+    request_appointment_rounds(REQUEST_APPOINTMENT_TS).await;
+}
+
+async fn request_appointment_rounds(executor: &str) {
     let host = host(CONCURRENCY as u32).await;
     let tenant = tenant(&owner()).await;
     let mut all_attempts = 0;
@@ -244,7 +274,7 @@ async fn race_request_appointment_one_pending_per_pet() {
         let inputs = (0..CONCURRENCY)
             .map(|i| json!({"customer": format!("owner{i}"), "pet": pet, "preferred_start": "2030-05-01T10:00:00Z"}))
             .collect();
-        let reports = concurrently(&host, tenant, REQUEST_APPOINTMENT, inputs).await;
+        let reports = concurrently(&host, tenant, executor, inputs).await;
         assert_no_exhaustion(&reports);
         let counts = tally(&reports);
         assert_eq!(counts.get("ok"), Some(&1), "round {round}: {counts:?}");
@@ -265,7 +295,7 @@ async fn race_request_appointment_one_pending_per_pet() {
         all_attempts += attempts(&reports).0;
     }
     println!(
-        "request-appointment: {ROUNDS} rounds x {CONCURRENCY} concurrent for one pet: every round 1 ok + {} \
+        "{executor}: {ROUNDS} rounds x {CONCURRENCY} concurrent for one pet: every round 1 ok + {} \
          pending_request_exists, 1 pending row; attempts {all_attempts} for {} invocations",
         CONCURRENCY - 1,
         ROUNDS * CONCURRENCY
@@ -299,12 +329,21 @@ fn section_inputs(round: usize, pages: usize) -> (String, Vec<Value>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn race_update_page_section_ids_stay_unique() {
+    page_section_rounds(UPDATE_PAGE_SECTION).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_update_page_section_ts_ids_stay_unique() {
+    page_section_rounds(UPDATE_PAGE_SECTION_TS).await;
+}
+
+async fn page_section_rounds(executor: &str) {
     let host = host(CONCURRENCY as u32).await;
     let tenant = tenant(&owner()).await;
     let mut all_attempts = 0;
     for round in 0..ROUNDS {
         let (section, inputs) = section_inputs(round, 8);
-        let reports = concurrently(&host, tenant, UPDATE_PAGE_SECTION, inputs).await;
+        let reports = concurrently(&host, tenant, executor, inputs).await;
         assert_no_exhaustion(&reports);
         let counts = tally(&reports);
         assert_eq!(counts.get("ok"), Some(&1), "round {round}: {counts:?}");
@@ -321,7 +360,7 @@ async fn race_update_page_section_ids_stay_unique() {
         all_attempts += attempts(&reports).0;
     }
     println!(
-        "update-page-section: {ROUNDS} rounds x {CONCURRENCY} concurrent, one section id over 8 pages: every round 1 ok + {} \
+        "{executor}: {ROUNDS} rounds x {CONCURRENCY} concurrent, one section id over 8 pages: every round 1 ok + {} \
          duplicate_section_id, the id stored once; attempts {all_attempts} for {} invocations",
         CONCURRENCY - 1,
         ROUNDS * CONCURRENCY
@@ -333,6 +372,15 @@ async fn race_update_page_section_ids_stay_unique() {
 /// race test above would catch a host that lost its discipline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sensitivity_control_page_sections_duplicate_without_discipline() {
+    page_sections_without_discipline(UPDATE_PAGE_SECTION).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sensitivity_control_ts_page_sections_duplicate_without_discipline() {
+    page_sections_without_discipline(UPDATE_PAGE_SECTION_TS).await;
+}
+
+async fn page_sections_without_discipline(executor: &str) {
     let settings = HostSettings {
         discipline: DisciplineSettings::unsafe_for_tests(),
         ..HostSettings::default()
@@ -346,10 +394,10 @@ async fn sensitivity_control_page_sections_duplicate_without_discipline() {
         if round == 0 {
             for page in 0..8 {
                 let input = json!({"page": format!("page-{page}"), "section": {"id": format!("seed-{page}")}});
-                ok_output(&invoke(&host, tenant, UPDATE_PAGE_SECTION, input).await);
+                ok_output(&invoke(&host, tenant, executor, input).await);
             }
         }
-        let reports = concurrently(&host, tenant, UPDATE_PAGE_SECTION, inputs).await;
+        let reports = concurrently(&host, tenant, executor, inputs).await;
         let stored = section_occurrences(&owner(), tenant, &section).await;
         let ok = tally(&reports).get("ok").copied().unwrap_or(0);
         if stored > 1 || ok > 1 {
@@ -358,7 +406,7 @@ async fn sensitivity_control_page_sections_duplicate_without_discipline() {
         worst = worst.max(stored);
     }
     println!(
-        "sensitivity control (READ COMMITTED, no replay): {anomalous_rounds} of {ROUNDS} rounds broke section-id \
+        "sensitivity control, {executor} (READ COMMITTED, no replay): {anomalous_rounds} of {ROUNDS} rounds broke section-id \
          uniqueness (worst: one id stored {worst} times)"
     );
     assert!(

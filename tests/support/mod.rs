@@ -144,7 +144,13 @@ pub fn executors() -> Arc<ExecutorRegistry> {
                     .unwrap()
                     .block_on(async {
                         let engine = ExecutorEngine::new(EngineSettings::default()).unwrap();
-                        let registry = ExecutorRegistry::new(engine).unwrap();
+                        // Compiled artifacts kept across test binaries and
+                        // runs: JavaScript and Python components take
+                        // seconds each to compile.
+                        let registry = ExecutorRegistry::new(engine)
+                            .unwrap()
+                            .with_artifact_cache(env!("BOOKHOST_TEST_ARTIFACTS").into())
+                            .unwrap();
                         let dir = components_dir();
                         let names = registry.load_dir(&dir).await.unwrap_or_else(|e| {
                             panic!(

@@ -30,7 +30,7 @@ impl Default for ServiceConfig {
         let invocations = InvocationSettings::default();
         Self {
             operator_key: None,
-            max_component_bytes: 8 << 20,
+            max_component_bytes: 32 << 20,
             idempotency_ttl: invocations.idempotency_ttl,
             proposal_ttl: invocations.proposal_ttl,
             grant_policy: GrantPolicy::default(),

@@ -138,8 +138,14 @@ pub struct LimitArgs {
     #[arg(long, env = "BOOKHOST_MAX_OUTPUT_BYTES", default_value_t = 1 << 20)]
     pub max_output_bytes: usize,
     /// Largest accepted component upload, in bytes.
-    #[arg(long, env = "BOOKHOST_MAX_UPLOAD_BYTES", default_value_t = 8 << 20)]
+    #[arg(long, env = "BOOKHOST_MAX_UPLOAD_BYTES", default_value_t = 32 << 20)]
     pub max_upload_bytes: usize,
+    /// Uploaded components compiled at once (more wait their turn).
+    #[arg(long, env = "BOOKHOST_MAX_COMPILATIONS", default_value_t = 2)]
+    pub max_compilations: usize,
+    /// Longest one compilation may take before the upload is refused, in seconds.
+    #[arg(long, env = "BOOKHOST_COMPILE_TIMEOUT_SECS", default_value_t = 120)]
+    pub compile_timeout_secs: u64,
     /// How long an Idempotency-Key's response is replayed, in seconds.
     #[arg(long, env = "BOOKHOST_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 3600)]
     pub idempotency_ttl_secs: u64,
@@ -178,6 +184,10 @@ impl From<LimitArgs> for ServiceLimits {
             max_input_bytes: args.max_input_bytes,
             max_output_bytes: args.max_output_bytes,
             max_upload_bytes: args.max_upload_bytes,
+            compile: crate::runtime::CompileLimits {
+                max_concurrent: args.max_compilations.max(1),
+                timeout: Duration::from_secs(args.compile_timeout_secs.max(1)),
+            },
             idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
             proposal_ttl: Duration::from_secs(args.proposal_ttl_secs),
             mcp: {

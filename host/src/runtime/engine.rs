@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// Core instances one executor may hold (see the pool's sizing in `new`).
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
 /// Engine limits.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -76,12 +79,21 @@ impl ExecutorEngine {
         // Host calls run on the async stack; keep it well above the wasm stack.
         config.async_stack_size(settings.max_wasm_stack + (2 << 20));
         let mut pooling = PoolingAllocationConfig::default();
-        // A component built by wit-component holds a few core instances (the
-        // module plus shims for imports that allocate) and tables.
+        // A Rust or JavaScript executor holds 3 core instances (the module
+        // plus the shims wit-component adds), one memory and two tables; a
+        // Python one (componentize-py links CPython, libc and their
+        // libraries as modules of their own) about 40 core instances, one
+        // memory and two tables. Core instances are only counted by the pool,
+        // so their budget is generous; memories and tables are pooled slots.
+        // A component beyond the per-component bounds fails to instantiate,
+        // which an upload reports when describe() runs.
         pooling
             .total_component_instances(settings.max_instances)
-            .total_core_instances(settings.max_instances * 4)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .total_core_instances(settings.max_instances * MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(2)
             .total_memories(settings.max_instances * 2)
+            .max_tables_per_component(4)
             .total_tables(settings.max_instances * 4)
             .total_stacks(settings.max_instances)
             .table_elements(settings.max_table_elements)

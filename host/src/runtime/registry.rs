@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
@@ -61,6 +62,11 @@ pub enum RejectedComponent {
     Precompiled,
     #[error("the component is invalid: {0}")]
     Invalid(String),
+    /// Compiling took longer than the host allows; the host stopped waiting
+    /// (the compilation runs to its end on its own thread, still counted
+    /// against the bound on compilations at once, and is not kept).
+    #[error("compiling the component took longer than the limit of {limit_ms} ms")]
+    CompileTimeout { limit_ms: u64 },
     #[error("the component imports something bookhost does not provide (executors may import only bookhost:executor/context and bookhost:executor/transaction): {0}")]
     ForeignImport(String),
     #[error("the component does not export `describe` and `execute` of bookhost's `executor` world: {0}")]
@@ -78,9 +84,45 @@ pub struct ExecutorRegistry {
     by_digest: RwLock<HashMap<String, Arc<LoadedExecutor>>>,
     by_name: RwLock<HashMap<String, Arc<LoadedExecutor>>>,
     artifact_cache: Option<PathBuf>,
-    compilations: std::sync::atomic::AtomicU64,
+    compilations: Arc<CompileCounters>,
+    compile_limits: CompileLimits,
+    /// One permit per compilation running, so uploads of 10-20 MB
+    /// components (JavaScript, Python) cannot take every core at once.
+    compile_slots: Arc<tokio::sync::Semaphore>,
+    /// One lock per digest being loaded, so the same component uploaded
+    /// twice at once is compiled once.
+    loading: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Most bytes an uploaded component may have.
     pub max_component_bytes: usize,
+}
+
+/// Compilations from source: how many, how many running, the most at once.
+#[derive(Debug, Default)]
+struct CompileCounters {
+    total: AtomicU64,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// How much compiling the registry may do.
+#[derive(Debug, Clone)]
+pub struct CompileLimits {
+    /// Compilations at once (each also uses Cranelift's own threads).
+    pub max_concurrent: usize,
+    /// Longest one compilation may take before the upload is refused.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        Self {
+            // Measured (bookhost-bench languages): a 12 MB JavaScript
+            // component compiles in a few seconds and a 19 MB Python one in
+            // about twice that, each keeping both cores of these machines busy.
+            max_concurrent: 2,
+            timeout: std::time::Duration::from_secs(120),
+        }
+    }
 }
 
 /// SHA-256 of `bytes`, lower-case hex.
@@ -108,8 +150,21 @@ impl ExecutorRegistry {
             by_name: RwLock::default(),
             artifact_cache: None,
             compilations: Default::default(),
-            max_component_bytes: 8 << 20,
+            compile_slots: Arc::new(tokio::sync::Semaphore::new(
+                CompileLimits::default().max_concurrent,
+            )),
+            compile_limits: CompileLimits::default(),
+            loading: Default::default(),
+            // JavaScript and Python components are 12-20 MB.
+            max_component_bytes: 32 << 20,
         })
+    }
+
+    /// Bound compilations at once and the time one may take.
+    pub fn with_compile_limits(mut self, limits: CompileLimits) -> Self {
+        self.compile_slots = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1)));
+        self.compile_limits = limits;
+        self
     }
 
     /// Keep compiled artifacts in `dir`, so a restart does not recompile.
@@ -125,7 +180,18 @@ impl ExecutorRegistry {
     /// How many components this registry compiled from source (not from the
     /// artifact cache).
     pub fn compilations(&self) -> u64 {
-        self.compilations.load(std::sync::atomic::Ordering::Relaxed)
+        self.compilations.total.load(Ordering::Relaxed)
+    }
+
+    /// Compilations running now (an abandoned one runs to its end).
+    pub fn compilations_running(&self) -> usize {
+        self.compilations.running.load(Ordering::SeqCst)
+    }
+
+    /// The most compilations that ever ran at once (at most
+    /// [`CompileLimits::max_concurrent`]).
+    pub fn peak_concurrent_compilations(&self) -> usize {
+        self.compilations.peak.load(Ordering::Relaxed)
     }
 
     pub fn engine(&self) -> &ExecutorEngine {
@@ -158,7 +224,35 @@ impl ExecutorRegistry {
             return Ok(loaded);
         }
         check_envelope(bytes, self.max_component_bytes)?;
-        let component = self.compile(bytes, &digest)?;
+        let gate = self
+            .loading
+            .lock()
+            .expect("not poisoned")
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let loaded = {
+            let _turn = gate.lock().await;
+            match self.get_by_digest(&digest) {
+                // Loaded by the upload this one waited for.
+                Some(loaded) => Ok(loaded),
+                None => self.load_new(bytes, digest.clone()).await,
+            }
+        };
+        let mut loading = self.loading.lock().expect("not poisoned");
+        // The last one out removes the gate (the map holds one reference).
+        if Arc::strong_count(&gate) == 2 {
+            loading.remove(&digest);
+        }
+        loaded
+    }
+
+    async fn load_new(
+        &self,
+        bytes: &[u8],
+        digest: String,
+    ) -> Result<Arc<LoadedExecutor>, RejectedComponent> {
+        let component = self.compile(bytes, &digest).await?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -207,44 +301,71 @@ impl ExecutorRegistry {
         Ok(loaded)
     }
 
-    fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, RejectedComponent> {
-        let engine = &self.engine.engine;
+    /// The compiled component: from this host's artifact cache, or compiled
+    /// on a blocking thread (never on the async workers: a big component
+    /// takes seconds), within the compile limits, then cached.
+    async fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, RejectedComponent> {
+        let engine = self.engine.engine.clone();
         let cached = self.artifact_cache.as_ref().map(|dir| {
             use std::hash::{Hash, Hasher};
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             engine.precompile_compatibility_hash().hash(&mut hasher);
             dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
         });
-        if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
-            // SAFETY: the file is one this host serialized (see with_artifact_cache),
-            // named by the digest of the source and this engine's compatibility hash.
-            match unsafe { Component::deserialize_file(engine, path) } {
+        if let Some(path) = cached.clone().filter(|p| p.exists()) {
+            let engine = engine.clone();
+            let from_cache = tokio::task::spawn_blocking(move || {
+                // SAFETY: the file is one this host serialized (see with_artifact_cache),
+                // named by the digest of the source and this engine's compatibility hash.
+                unsafe { Component::deserialize_file(&engine, &path) }
+                    .map_err(|e| (path, anyhow::Error::from(e)))
+            })
+            .await
+            .expect("deserializing does not panic");
+            match from_cache {
                 Ok(component) => return Ok(component),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}")
+                Err((path, e)) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e:#}")
                 }
             }
         }
-        self.compilations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let component = Component::new(engine, bytes)
-            .map_err(|e| RejectedComponent::Invalid(format!("{e:#}")))?;
-        if let Some(path) = cached {
-            // Write then rename, so a concurrent reader never sees half a file.
-            let written = component
-                .serialize()
-                .map_err(anyhow::Error::from)
-                .and_then(|artifact| {
-                    let partial = path.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
-                    std::fs::write(&partial, artifact)?;
-                    std::fs::rename(&partial, &path)?;
-                    Ok(())
-                });
-            if let Err(e) = written {
-                tracing::warn!(path = %path.display(), "could not cache the compiled artifact: {e:#}");
+        let slot = self
+            .compile_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let compiling = {
+            let bytes = bytes.to_vec();
+            let abandoned = abandoned.clone();
+            let counters = self.compilations.clone();
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                counters.total.fetch_add(1, Ordering::Relaxed);
+                let running = counters.running.fetch_add(1, Ordering::SeqCst) + 1;
+                counters.peak.fetch_max(running, Ordering::SeqCst);
+                let component = Component::new(&engine, &bytes)
+                    .map_err(|e| RejectedComponent::Invalid(format!("{e:#}")));
+                counters.running.fetch_sub(1, Ordering::SeqCst);
+                let component = component?;
+                if let Some(path) = cached {
+                    if !abandoned.load(Ordering::Relaxed) {
+                        write_artifact(&component, &path);
+                    }
+                }
+                Ok(component)
+            })
+        };
+        match tokio::time::timeout(self.compile_limits.timeout, compiling).await {
+            Ok(joined) => joined.expect("compiling does not panic"),
+            Err(_) => {
+                abandoned.store(true, Ordering::Relaxed);
+                Err(RejectedComponent::CompileTimeout {
+                    limit_ms: self.compile_limits.timeout.as_millis() as u64,
+                })
             }
         }
-        Ok(component)
     }
 
     /// Load every `*.wasm` component in `dir`.
@@ -255,17 +376,20 @@ impl ExecutorRegistry {
             .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
             .collect();
         paths.sort();
-        let mut names = Vec::new();
-        for path in paths {
+        // All at once: the compile slots bound how many compile in parallel.
+        let loads = paths.iter().map(|path| async move {
             let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let executor = self
                 .load(&bytes)
                 .await
                 .with_context(|| format!("loading {}", path.display()))?;
-            names.push(executor.name.clone());
-        }
-        Ok(names)
+            anyhow::Ok(executor.name.clone())
+        });
+        futures_util::future::join_all(loads)
+            .await
+            .into_iter()
+            .collect()
     }
 
     async fn describe(
@@ -336,6 +460,24 @@ impl ExecutorRegistry {
     }
 }
 
+/// Keep `component`'s compiled artifact at `path`: written then renamed, so
+/// a concurrent reader never sees half a file. A failure only costs a
+/// compilation later.
+fn write_artifact(component: &Component, path: &Path) {
+    let written = component
+        .serialize()
+        .map_err(anyhow::Error::from)
+        .and_then(|artifact| {
+            let partial = path.with_extension(format!("partial-{}", uuid::Uuid::new_v4()));
+            std::fs::write(&partial, artifact)?;
+            std::fs::rename(&partial, path)?;
+            Ok(())
+        });
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), "could not cache the compiled artifact: {e:#}");
+    }
+}
+
 /// Cheap checks before any compilation: size, magic, component vs module.
 fn check_envelope(bytes: &[u8], limit: usize) -> Result<(), RejectedComponent> {
     if bytes.is_empty() {
@@ -360,6 +502,11 @@ fn check_envelope(bytes: &[u8], limit: usize) -> Result<(), RejectedComponent> {
         return Err(RejectedComponent::Invalid(
             "unknown WebAssembly binary version".into(),
         ));
+    }
+    // Before compiling (seconds for a JavaScript component built with WASI).
+    let foreign = super::imports::foreign_imports(bytes).map_err(RejectedComponent::Invalid)?;
+    if !foreign.is_empty() {
+        return Err(RejectedComponent::ForeignImport(foreign.join(", ")));
     }
     Ok(())
 }
