@@ -6,6 +6,7 @@
 //! SQL building, migrations and a local PostgreSQL for development and tests.
 
 pub mod api;
+pub mod authoring;
 pub mod bindings;
 pub mod capabilities;
 pub mod cli;

@@ -20,6 +20,18 @@ import { componentize } from "@bytecodealliance/componentize-js";
 import { build } from "esbuild";
 
 const sdk = dirname(fileURLToPath(import.meta.url));
+
+/** A package's folder, looked for the way Node looks, from this folder up: in
+ * this repository plugins/sdk-ts/node_modules, in a project made by
+ * `bookhost new` the project's node_modules. (Not require.resolve: these
+ * packages do not export their package.json.) */
+function packageDir(name) {
+  for (let dir = sdk; ; dir = dirname(dir)) {
+    const candidate = join(dir, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return candidate;
+    if (dirname(dir) === dir) fail(`the npm package ${name} is not installed (run npm ci)`);
+  }
+}
 // A "pure" component: no WASI at all, only the target world's imports.
 const DISABLED = ["random", "stdio", "clocks", "http", "fetch-event"];
 
@@ -58,7 +70,7 @@ function generateTypes(wit) {
   const out = join(sdk, "generated");
   // jco reads the WIT through a sandboxed filesystem rooted at its working
   // directory, so it runs from the WIT folder's parent.
-  const jco = join(sdk, "node_modules", "@bytecodealliance", "jco", "dist", "jco.js");
+  const jco = join(packageDir("@bytecodealliance/jco"), "dist", "jco.js");
   const run = spawnSync(process.execPath, [jco, "types", basename(wit), "--world-name", "executor", "-o", out, "-q"], {
     cwd: dirname(wit),
     encoding: "utf8",
@@ -86,7 +98,7 @@ function typeCheck(entries) {
       files: entries,
     }),
   );
-  const tsc = join(sdk, "node_modules", "typescript", "bin", "tsc");
+  const tsc = join(packageDir("typescript"), "bin", "tsc");
   const run = spawnSync(process.execPath, [tsc, "-p", config], { encoding: "utf8" });
   if (run.status !== 0) fail(`type errors:\n${run.stdout}${run.stderr}`);
 }
@@ -123,7 +135,7 @@ async function main() {
     .map((f) => readFileSync(f, "utf8"))
     .join("\0");
   const componentizeVersion = JSON.parse(
-    readFileSync(join(sdk, "node_modules", "@bytecodealliance", "componentize-js", "package.json"), "utf8"),
+    readFileSync(join(packageDir("@bytecodealliance/componentize-js"), "package.json"), "utf8"),
   ).version;
   mkdirSync(args["out-dir"], { recursive: true });
   if (args["cache-dir"]) mkdirSync(args["cache-dir"], { recursive: true });

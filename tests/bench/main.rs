@@ -6,8 +6,10 @@
 //! or one part: `audit` (what auditing costs), `audit-record` (the host-side
 //! cost of building one record), `hostile` (an infinite loop against its
 //! deadline, and a noisy neighbour), `rls`, `sandbox`, `instantiation`,
-//! `phases` (where an invocation's time goes), `mcp` (MCP tools/call vs HTTP).
+//! `phases` (where an invocation's time goes), `mcp` (MCP tools/call vs HTTP),
+//! `languages` (Rust, TypeScript and Python create-booking side by side).
 
+mod languages;
 mod mcp;
 mod scale;
 mod suite;
@@ -538,6 +540,8 @@ async fn main() {
         "hot-slot" => suite::hot_slot_only().await,
         "scale" => scale::distinct_slots_at_scale(&mut String::new()).await,
         "mcp" => mcp::mcp_vs_http(&mut String::new()).await,
+        "languages" => languages::languages(&mut String::new()).await,
+        "keep-resident" => languages::keep_resident(&mut String::new()).await,
         "one-way" => {
             let arg = |n: usize, default: &str| arg(n).unwrap_or(default.into());
             suite::one_way(
@@ -557,7 +561,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, one-way, phases, hot-slot, scale, mcp, instantiation"
+                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, one-way, phases, hot-slot, scale, mcp, languages, instantiation"
             );
             std::process::exit(2);
         }

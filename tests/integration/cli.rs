@@ -1,24 +1,11 @@
 //! The `bookhost` binary end to end: create a tenant, then invoke the real
 //! create-booking component on a free and on a taken slot.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use bookhost_tests::executors::*;
 use bookhost_tests::*;
 use serde_json::Value;
-
-fn bookhost_binary() -> PathBuf {
-    // target/<profile>/deps/integration-<hash> -> target/<profile>/bookhost
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().unwrap().parent().unwrap().join("bookhost");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build --workspace` before the tests",
-        binary.display()
-    );
-    binary
-}
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(bookhost_binary())

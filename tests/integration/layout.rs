@@ -282,7 +282,7 @@ const LAYERS: &[&[&str]] = &[
     &["invocations"],
     &["mcp"],
     &["api"],
-    &["service"],
+    &["service", "authoring"],
     &["cli"],
 ];
 

@@ -4,6 +4,7 @@
 mod api;
 mod artifacts;
 mod audit;
+mod authoring;
 mod capabilities;
 mod cli;
 mod executors;

@@ -23,6 +23,19 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+/// The `bookhost` binary of this build.
+pub fn bookhost_binary() -> PathBuf {
+    // target/<profile>/deps/integration-<hash> -> target/<profile>/bookhost
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().unwrap().parent().unwrap().join("bookhost");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        binary.display()
+    );
+    binary
+}
+
 /// Where `plugins/build.sh` puts the components.
 pub fn components_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/components")

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 pub use self::args::{DatabaseArgs, DevArgs, GrantModeArg, LimitArgs, ServeArgs, ServerArgs};
 use self::audit::AuditCommand;
 use self::client::Client;
+use crate::authoring::{self, Language};
 use crate::db::local_cluster::{ClusterOptions, LocalCluster};
 use crate::runtime::{ExecutorEngine, ExecutorRegistry, Host, HostSettings, InvocationOutcome};
 use crate::service::{Application, DatabaseSettings};
@@ -48,21 +49,50 @@ pub enum Command {
         #[command(subcommand)]
         command: ExecutorCommand,
     },
+    /// Start an executor project: a new folder with the WIT it targets, the
+    /// SDK, a build, a README and a first test.
+    New {
+        /// The executor's name: 1 to 64 of a-z, 0-9 and '-', starting with a
+        /// letter. Also the folder's, unless --dir.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "ts")]
+        lang: Language,
+        /// Where to make the project [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build an executor project into dist/NAME.wasm, checked as an upload
+    /// is (imports, exports, manifest). Installs the project's pinned npm
+    /// packages or componentize-py on first use.
+    Build {
+        /// The project's folder (where bookhost.toml is).
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+    },
     /// Run one invocation and print the result as JSON.
     ///
-    /// With --tenant it runs locally: the built component from
-    /// --executors-dir against DATABASE_URL, printing the full report.
-    /// Without it, it asks a running server (--server, --key).
+    /// With --local it runs the project's built component (--project) on a
+    /// scratch PostgreSQL holding the example data, gone afterwards. With
+    /// --tenant it runs the built component from --executors-dir against
+    /// DATABASE_URL. Both print the full report. Otherwise it asks a running
+    /// server (--server, --key).
     ///
     /// Exit status: 0 when the executor's result committed, 2 when the
     /// executor refused (nothing written), 3 for any other outcome.
     Invoke {
-        /// The executor's name, for example `create-booking`.
-        #[arg(long)]
-        executor: String,
+        /// The executor's name, for example `create-booking` [--local: the project's].
+        #[arg(long, required_unless_present = "local")]
+        executor: Option<String>,
         /// The input, as JSON text.
         #[arg(long)]
         input: String,
+        /// Run the project's built component on a scratch database with the example data.
+        #[arg(long, conflicts_with_all = ["tenant", "dry_run", "idempotency_key"])]
+        local: bool,
+        /// The project's folder, for --local.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
         /// Run locally for this tenant id (from `bookhost tenant create`).
         #[arg(long)]
         tenant: Option<TenantId>,
@@ -176,8 +206,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("migrations applied");
             Ok(0)
         }
+        Command::New { name, lang, dir } => {
+            let name = crate::ExecutorName::parse(&name)?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from(name.as_str()));
+            let project = authoring::scaffold(&dir, &name, lang)?;
+            let build = match lang {
+                Language::Ts => "bookhost build && npm test",
+                Language::Python => "bookhost build && python3 -m unittest",
+                Language::Rust => "bookhost build && cargo test",
+            };
+            println!(
+                "created {} ({} executor {name})\n\nnext:\n  cd {}\n  {build}\n  \
+                 bookhost invoke --local --input '{{\"service_id\": \"{}\", \"customer\": \"Ada\", \"start\": \"2030-01-07T11:00:00Z\"}}'\n\n\
+                 every `bookhost invoke --local` starts from this example data:\n{}",
+                project.dir.display(),
+                lang.as_str(),
+                project.dir.display(),
+                authoring::EXAMPLE_DATA.haircut,
+                authoring::EXAMPLE_DATA.describe()
+            );
+            Ok(0)
+        }
+        Command::Build { project } => {
+            let project = authoring::Project::open(&project)?;
+            let say = |step: &str| eprintln!("bookhost build: {step}");
+            let built = authoring::build(&project, &say).await?;
+            let capabilities: Vec<String> = built
+                .executor
+                .capabilities
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            println!(
+                "{}: {:.1} MB; imports {}; capabilities {}",
+                built.path.display(),
+                built.size as f64 / 1e6,
+                built.imports.join(", "),
+                capabilities.join(", ")
+            );
+            Ok(0)
+        }
         Command::Invoke {
-            executor,
+            input,
+            local: true,
+            project,
+            ..
+        } => {
+            let project = authoring::Project::open(&project)?;
+            let report = authoring::invoke_local(&project, &input).await?;
+            print_report(&report)
+        }
+        // clap requires --executor unless --local.
+        Command::Invoke { executor: None, .. } => {
+            anyhow::bail!("--executor is required (unless --local)")
+        }
+        Command::Invoke {
+            executor: Some(executor),
             input,
             tenant: Some(tenant),
             database_url,
@@ -192,7 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             invoke_locally(&db, tenant, &executor, &input, &executors_dir).await
         }
         Command::Invoke {
-            executor,
+            executor: Some(executor),
             input,
             tenant: None,
             dry_run,
@@ -302,7 +386,12 @@ async fn invoke_locally(
         .with_context(|| format!("loading {}", path.display()))?;
     let host = Host::new(pool, Arc::new(registry), settings);
     let report = host.invoke(tenant, executor, input).await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    print_report(&report)
+}
+
+/// The report as JSON; the exit status by outcome.
+fn print_report(report: &crate::runtime::InvocationReport) -> anyhow::Result<i32> {
+    println!("{}", serde_json::to_string_pretty(report)?);
     Ok(match report.outcome {
         InvocationOutcome::Ok { .. } => 0,
         InvocationOutcome::UserError { .. } => 2,

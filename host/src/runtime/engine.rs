@@ -30,6 +30,10 @@ pub struct EngineSettings {
     /// slot is freed, zeroed with `memset` instead of returned to the kernel
     /// with `madvise`, so the next instance does not page-fault on them.
     pub keep_resident_bytes: usize,
+    /// Freed slots kept warm (affine to their last component) beyond those
+    /// in use; with `keep_resident_bytes`, what bounds the memory the pool
+    /// keeps between invocations: about (peak live instances + this) slots.
+    pub max_unused_warm_slots: u32,
 }
 
 impl Default for EngineSettings {
@@ -41,10 +45,15 @@ impl Default for EngineSettings {
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(2),
             pooling: true,
-            // Measured (bookhost-bench instantiation): instantiate plus the
-            // first call drops from about 30 to about 20 µs; the price is at
-            // most 128 KiB resident per pooled memory slot.
-            keep_resident_bytes: 128 << 10,
+            // Measured (bookhost-bench keep-resident): a JavaScript or Python
+            // executor's instance starts from a 9-13 MiB memory image; with
+            // 16 MiB kept, instantiate plus its first call takes about half
+            // as long as with 128 KiB (the Rust executors' 15 µs do not
+            // change). The price: a slot that ran one keeps 9-13 MiB
+            // resident (a Rust executor's about 0.2 MiB), bounded by the
+            // warm slots below.
+            keep_resident_bytes: 16 << 20,
+            max_unused_warm_slots: 16,
         }
     }
 }
@@ -99,7 +108,8 @@ impl ExecutorEngine {
             .table_elements(settings.max_table_elements)
             .max_memory_size(settings.max_memory_bytes)
             .linear_memory_keep_resident(settings.keep_resident_bytes)
-            .table_keep_resident(settings.keep_resident_bytes.min(64 << 10));
+            .table_keep_resident(settings.keep_resident_bytes.min(64 << 10))
+            .max_unused_warm_slots(settings.max_unused_warm_slots);
         config.allocation_strategy(if settings.pooling {
             InstanceAllocationStrategy::Pooling(pooling)
         } else {

@@ -438,26 +438,54 @@ impl ExecutorRegistry {
 
     /// For the benchmarks: a fresh store and instance of `executor` (what
     /// every attempt pays before the executor runs), then, with
-    /// `execute_input`, one `execute` call. Returns the time to instantiate
-    /// and the total, store creation included in both.
+    /// `execute_input`, one `execute` call (its answer, ok or error, is not
+    /// looked at; a trap fails). Returns the time to instantiate and the
+    /// total, store creation included in both.
     pub async fn instantiate_for_bench(
         &self,
         executor: &LoadedExecutor,
         execute_input: Option<&str>,
     ) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
-        let _slot = self.engine.instance_slot().await;
+        let started = std::time::Instant::now();
+        let live = self
+            .live_instance_for_bench(executor, execute_input)
+            .await?;
+        let total = started.elapsed();
+        Ok((live.instantiated, total))
+    }
+
+    /// For the benchmarks: an instance of `executor` kept alive (with its
+    /// pool slot) until the returned value drops, after one `execute` of
+    /// `execute_input` if given, so its memory can be measured.
+    pub async fn live_instance_for_bench(
+        &self,
+        executor: &LoadedExecutor,
+        execute_input: Option<&str>,
+    ) -> anyhow::Result<LiveInstance> {
+        let slot = self.engine.instance_slot().await;
         let started = std::time::Instant::now();
         let mut store = self.bare_store();
         let instance = executor.pre.instantiate_async(&mut store).await?;
         let instantiated = started.elapsed();
         if let Some(input) = execute_input {
-            instance
-                .call_execute(&mut store, input)
-                .await?
-                .map_err(|e| anyhow::anyhow!("execute returned an error: {e}"))?;
+            // Ok or the executor's error answer: both ran to the end.
+            let _answer = instance.call_execute(&mut store, input).await?;
         }
-        Ok((instantiated, started.elapsed()))
+        Ok(LiveInstance {
+            _store: store,
+            _slot: slot,
+            instantiated,
+        })
     }
+}
+
+/// An instance the benchmarks hold on to (see
+/// [`ExecutorRegistry::live_instance_for_bench`]).
+pub struct LiveInstance {
+    _store: Store<InvocationState>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    /// How long creating the store and the instance took.
+    pub instantiated: std::time::Duration,
 }
 
 /// Keep `component`'s compiled artifact at `path`: written then renamed, so

@@ -201,6 +201,7 @@ pub async fn run(out: &std::path::Path) {
     crate::scale::distinct_slots_at_scale(&mut report.0).await;
     memory(&mut report).await;
     crate::mcp::mcp_vs_http(&mut report.0).await;
+    crate::languages::languages(&mut report.0).await;
     let (host1, _) = cpu_seconds();
     report.line(format!(
         "Suite wall time {:.0} s (CPU of the bench process, host and load generator: {:.0} s).",

@@ -91,8 +91,9 @@ pub(super) async fn instantiation(report: &mut Report) {
          pays), and the same plus the first `execute` of `fixture-bench` with `{}` (returns at \
          once). 2,000 each, sequential, after 200 to warm up. With the pooling allocator, \
          Wasmtime returns a freed slot's memory to the kernel (`madvise`) unless told to keep \
-         the first bytes resident and zero them with `memset`; the host keeps 128 KiB \
-         (`EngineSettings::keep_resident_bytes`, the row marked *default*).\n",
+         the first bytes resident and zero them with `memset`; the host keeps 16 MiB \
+         (`EngineSettings::keep_resident_bytes`, the row marked *default*; section 9 shows \
+         why, with JavaScript and Python executors).\n",
     );
     report.line("| allocator | instantiate p50 µs | p99 µs | + first call p50 µs | p99 µs |");
     report.line("|---|---|---|---|---|");
@@ -103,6 +104,7 @@ pub(super) async fn instantiation(report: &mut Report) {
         (true, 64 << 10),
         (true, 128 << 10),
         (true, 256 << 10),
+        (true, 16 << 20),
         (false, 0),
     ] {
         let engine = ExecutorEngine::new(EngineSettings {
