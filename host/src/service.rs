@@ -38,6 +38,8 @@ pub struct ServiceLimits {
     pub artifact_cache: PathBuf,
     /// Database connections (bounds concurrent invocations).
     pub max_connections: u32,
+    /// Most of them one tenant's invocations hold at once (default: half).
+    pub connections_per_tenant: Option<usize>,
     /// Wall-clock bound on one attempt of an invocation.
     pub execution_timeout: Duration,
     /// Most invocations of one tenant running at once; more get 429.
@@ -91,6 +93,7 @@ pub fn state(
         max_in_flight_per_tenant: limits.max_in_flight_per_tenant.max(1),
         max_input_bytes: limits.max_input_bytes,
         max_output_bytes: limits.max_output_bytes,
+        connections_per_tenant: limits.connections_per_tenant,
         ..HostSettings::default()
     };
     let engine = ExecutorEngine::new(settings.engine.clone())?;
@@ -142,16 +145,53 @@ impl Application {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serve until a shutdown signal, then let in-flight requests (and so
-    /// invocations) finish and chain the last audit records.
+    /// Serve until a shutdown signal; then drain: new requests are refused
+    /// 503 while those in flight (and so their invocations) finish, within
+    /// the execution timeout and a margin; then chain the last audit records.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         // Link audit records into their tenants' hash chains in the background.
         let pool = self.state.host.pool().clone();
         let chainer = crate::db::audit::spawn_chainer(pool.clone(), Duration::from_secs(1));
+        // Requests fail fast while the database is unreachable.
+        let probe = self
+            .state
+            .host
+            .health()
+            .spawn_probe((*pool.connect_options()).clone());
         tracing::info!("bookhost listening on http://{}", self.local_addr()?);
-        axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let lifecycle = self.state.lifecycle.clone();
+        let grace = self.state.host.settings().execution_timeout + Duration::from_secs(5);
+        let drained = std::sync::Arc::new(tokio::sync::Notify::new());
+        let drain = {
+            let drained = drained.clone();
+            async move {
+                shutdown_signal().await;
+                tracing::info!(
+                    in_flight = lifecycle.in_flight(),
+                    "stopping: refusing new requests, finishing those in flight"
+                );
+                lifecycle.start_draining();
+                if !lifecycle.drained(grace).await {
+                    tracing::warn!(
+                        in_flight = lifecycle.in_flight(),
+                        "requests still in flight after {} ms",
+                        grace.as_millis()
+                    );
+                }
+                drained.notify_one();
+            }
+        };
+        let serve = axum::serve(self.listener, app(self.state)).with_graceful_shutdown(drain);
+        // Connections kept open past the drain do not hold the stop.
+        let hard_stop = async {
+            drained.notified().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = hard_stop => tracing::warn!("closing connections still open after the drain"),
+        }
+        probe.abort();
         chainer.abort();
         if let Err(e) = crate::db::audit::chain_pending(&pool).await {
             tracing::warn!("chaining the last audit records: {e:#}");

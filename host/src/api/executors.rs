@@ -208,7 +208,7 @@ pub async fn rollback(
             slug: "nothing-to-roll-back",
             detail: e.to_string(),
         },
-        RollbackError::Database(e) => ApiError::Internal(e),
+        RollbackError::Database(e) => e.into(),
     })?;
     Ok(Json(RolledBack {
         name,

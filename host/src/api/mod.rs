@@ -3,10 +3,12 @@
 
 mod audit;
 mod auth;
+mod availability;
 mod body;
 mod executors;
 mod health;
 mod invoke;
+mod lifecycle;
 mod openapi;
 mod problem;
 mod reads;
@@ -14,6 +16,7 @@ mod routes;
 mod state;
 mod tenants;
 
+pub use lifecycle::Lifecycle;
 pub use openapi::ApiDoc;
 pub use problem::{ApiError, Problem};
 pub use routes::app;

@@ -63,7 +63,26 @@ pub enum ApiError {
     #[error("{0}")]
     TooManyRequests(String),
     #[error("internal error: {0:#}")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// A lost database is `Unavailable` (503 with Retry-After), never a 500.
+    fn from(error: anyhow::Error) -> Self {
+        if crate::db::errors::is_unavailable(&error) {
+            ApiError::Unavailable(format!(
+                "the database is unreachable: {error:#}; retry shortly"
+            ))
+        } else {
+            ApiError::Internal(error)
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        anyhow::Error::from(error).into()
+    }
 }
 
 impl ApiError {
@@ -193,7 +212,7 @@ impl From<InvocationError> for ApiError {
                 status: match failure {
                     Failure::Trapped | Failure::LimitExceeded => StatusCode::INTERNAL_SERVER_ERROR,
                     Failure::TimedOut => StatusCode::GATEWAY_TIMEOUT,
-                    Failure::RetriesExhausted | Failure::HostFailure => {
+                    Failure::RetriesExhausted | Failure::HostFailure | Failure::CommitUnknown => {
                         StatusCode::SERVICE_UNAVAILABLE
                     }
                 },
@@ -205,7 +224,8 @@ impl From<InvocationError> for ApiError {
                 slug: "proposal-expired",
                 detail,
             },
-            InvocationError::Internal(error) => ApiError::Internal(error),
+            InvocationError::Unavailable(_) => ApiError::Unavailable(detail),
+            InvocationError::Internal(error) => error.into(),
         }
     }
 }

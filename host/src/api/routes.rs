@@ -6,7 +6,7 @@ use axum::Router;
 
 use super::problem::ApiError;
 use super::state::AppState;
-use super::{audit, executors, health, invoke, openapi, reads, tenants};
+use super::{audit, availability, executors, health, invoke, openapi, reads, tenants};
 
 /// The service's routes, ready to serve (tests serve it on a free port).
 pub fn app(state: AppState) -> Router {
@@ -48,5 +48,9 @@ pub fn app(state: AppState) -> Router {
             &state.config.mcp,
         ))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            availability::guard,
+        ))
         .with_state(state)
 }

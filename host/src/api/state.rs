@@ -47,6 +47,8 @@ pub struct AppState {
     /// Tool list changes, for MCP clients that listen.
     pub changes: crate::mcp::ToolChanges,
     pub config: Arc<ServiceConfig>,
+    /// Draining for a stop, and the requests in flight.
+    pub lifecycle: super::lifecycle::Lifecycle,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             invocations,
             changes,
             config: Arc::new(config),
+            lifecycle: Default::default(),
         }
     }
 }

@@ -34,6 +34,13 @@ pub enum Doom {
         limit: &'static str,
         message: String,
     },
+    /// The connection was lost after COMMIT was sent: whether it committed
+    /// is for the invocation loop to find out (by `xid`, the transaction's
+    /// id, when it wrote) before it answers or replays.
+    CommitUnknown {
+        xid: Option<crate::db::commit_status::TxIdentity>,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Doom {
@@ -43,6 +50,12 @@ impl std::fmt::Display for Doom {
             Doom::Fatal(message) => write!(f, "attempt abandoned: {message}"),
             Doom::Limit { limit, message } => {
                 write!(f, "attempt abandoned: limit {limit} exceeded: {message}")
+            }
+            Doom::CommitUnknown { message, .. } => {
+                write!(
+                    f,
+                    "the connection was lost after COMMIT was sent: {message}"
+                )
             }
         }
     }

@@ -125,6 +125,10 @@ pub struct LimitArgs {
     /// Database connections (bounds concurrent invocations).
     #[arg(long, env = "BOOKHOST_MAX_CONNECTIONS", default_value_t = 32)]
     pub max_connections: u32,
+    /// Most of those one tenant's invocations hold at once (the rest of its
+    /// invocations wait without one) [default: half of max-connections].
+    #[arg(long, env = "BOOKHOST_CONNECTIONS_PER_TENANT")]
+    pub connections_per_tenant: Option<usize>,
     /// Wall-clock bound on one attempt of an invocation, in milliseconds.
     #[arg(long, env = "BOOKHOST_EXECUTION_TIMEOUT_MS", default_value_t = 10_000)]
     pub execution_timeout_ms: u64,
@@ -179,6 +183,7 @@ impl From<LimitArgs> for ServiceLimits {
         ServiceLimits {
             artifact_cache: args.artifact_cache,
             max_connections: args.max_connections,
+            connections_per_tenant: args.connections_per_tenant.map(|n| n.max(1)),
             execution_timeout: Duration::from_millis(args.execution_timeout_ms),
             max_in_flight_per_tenant: args.max_in_flight_per_tenant,
             max_input_bytes: args.max_input_bytes,

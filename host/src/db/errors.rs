@@ -14,7 +14,10 @@ pub enum DbFailure {
     LockTimeout,
     /// `statement_timeout` or a cancel (57014).
     Canceled,
-    /// Anything else: connection lost, server shutting down, a bug.
+    /// The connection is gone or the server will not serve it (see
+    /// [`is_connectivity`]): nothing more can run on it.
+    ConnectionLost,
+    /// Anything else: a bug, a schema that disagrees with the catalog.
     Other(String),
 }
 
@@ -26,8 +29,9 @@ pub enum RetryReason {
     Deadlock,
     /// A `lock` call found its key taken; the replay waits for the key first.
     LockContended,
-    /// The pooled connection was found dead when the attempt began (before
-    /// anything ran on it): the replay takes another.
+    /// The connection died before COMMIT was sent (a pooled connection the
+    /// server closed while idle, a terminated backend, a restart): nothing
+    /// committed, and the replay takes another connection.
     ConnectionLost,
 }
 
@@ -58,7 +62,41 @@ pub fn constraint_name(error: &sqlx::Error) -> Option<&str> {
     }
 }
 
+/// Whether `error` says the connection (or the server behind it) is gone
+/// rather than that a statement was refused: I/O and protocol errors, a pool
+/// that could not connect in time, and the SQLSTATEs a server sends as it
+/// drops a session (class 08, 57P01-57P03 shutdown and termination, 53300
+/// too many connections). Such an error on a path that wrote nothing can be
+/// retried on a fresh connection.
+pub fn is_connectivity(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether some cause in `error`'s chain is a [connectivity](is_connectivity)
+/// failure: the database is out of reach, not the request at fault.
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_connectivity)
+    })
+}
+
 pub fn classify(error: &sqlx::Error) -> DbFailure {
+    if is_connectivity(error) {
+        return DbFailure::ConnectionLost;
+    }
     let sqlx::Error::Database(db) = error else {
         return DbFailure::Other(error.to_string());
     };
@@ -77,5 +115,25 @@ pub fn classify(error: &sqlx::Error) -> DbFailure {
         // integrity (check, not-null) and data exceptions (bad range, overflow)
         c if c.starts_with("23") || c.starts_with("22") => DbFailure::Invalid(message),
         _ => DbFailure::Other(format!("{message} (SQLSTATE {code})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_are_told_from_refused_statements() {
+        let reset = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        ));
+        assert!(is_connectivity(&reset));
+        assert!(matches!(classify(&reset), DbFailure::ConnectionLost));
+        assert!(is_connectivity(&sqlx::Error::PoolTimedOut));
+        assert!(!is_connectivity(&sqlx::Error::RowNotFound));
+        let wrapped = anyhow::Error::from(sqlx::Error::PoolClosed).context("looking up a key");
+        assert!(is_unavailable(&wrapped));
+        assert!(!is_unavailable(&anyhow::anyhow!("a bug")));
     }
 }

@@ -130,15 +130,17 @@ pub async fn grant(
     name: &str,
     version: Option<&str>,
 ) -> anyhow::Result<Option<(String, GrantDecision)>> {
-    let row: Option<(String, Vec<String>, Vec<String>, String)> = sqlx::query_as(
-        "SELECT v.digest, v.capabilities, v.granted, v.grant_status FROM executors e \
-         JOIN executor_versions v ON v.tenant_id = e.tenant_id AND v.name = e.name \
-         AND v.digest = coalesce($3, e.active_digest) WHERE e.tenant_id = $1 AND e.name = $2",
-    )
-    .bind(tenant.0)
-    .bind(name)
-    .bind(version)
-    .fetch_optional(pool)
+    let row: Option<(String, Vec<String>, Vec<String>, String)> = super::retry::retrying(|| {
+        sqlx::query_as(
+            "SELECT v.digest, v.capabilities, v.granted, v.grant_status FROM executors e \
+             JOIN executor_versions v ON v.tenant_id = e.tenant_id AND v.name = e.name \
+             AND v.digest = coalesce($3, e.active_digest) WHERE e.tenant_id = $1 AND e.name = $2",
+        )
+        .bind(tenant.0)
+        .bind(name)
+        .bind(version)
+        .fetch_optional(pool)
+    })
     .await?;
     Ok(row.map(|(digest, requested, granted, status)| {
         let denied = if status == "granted" {
@@ -192,13 +194,15 @@ pub async fn component(
     name: &str,
     digest: &str,
 ) -> anyhow::Result<Option<Vec<u8>>> {
-    Ok(sqlx::query_scalar(
-        "SELECT component FROM executor_versions WHERE tenant_id = $1 AND name = $2 AND digest = $3",
-    )
-    .bind(tenant.0)
-    .bind(name)
-    .bind(digest)
-    .fetch_optional(pool)
+    Ok(super::retry::retrying(|| {
+        sqlx::query_scalar(
+            "SELECT component FROM executor_versions WHERE tenant_id = $1 AND name = $2 AND digest = $3",
+        )
+        .bind(tenant.0)
+        .bind(name)
+        .bind(digest)
+        .fetch_optional(pool)
+    })
     .await?)
 }
 

@@ -7,6 +7,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
 use super::locks::{advisory_lock_id, LockNamespace};
+use super::retry::retrying;
 use super::sql::Statement;
 use crate::TenantId;
 
@@ -24,13 +25,15 @@ pub async fn find(
     tenant: TenantId,
     key: &str,
 ) -> anyhow::Result<Option<StoredResponse>> {
-    Ok(sqlx::query_as(
-        "SELECT request_hash, status_code, response FROM idempotency_keys \
-         WHERE tenant_id = $1 AND key = $2 AND expires_at > now()",
-    )
-    .bind(tenant.0)
-    .bind(key)
-    .fetch_optional(pool)
+    Ok(retrying(|| {
+        sqlx::query_as(
+            "SELECT request_hash, status_code, response FROM idempotency_keys \
+             WHERE tenant_id = $1 AND key = $2 AND expires_at > now()",
+        )
+        .bind(tenant.0)
+        .bind(key)
+        .fetch_optional(pool)
+    })
     .await?)
 }
 
@@ -75,11 +78,13 @@ pub fn store_statement(
         .build_sqlx(PostgresQueryBuilder)
 }
 
-/// Store a response outside any invocation transaction.
-pub async fn store(pool: &PgPool, statement: Statement) -> anyhow::Result<()> {
+/// Store a response outside any invocation transaction; false when the key
+/// already had a live response (another request stored it meanwhile).
+/// Safe to run twice: a second run finds the first one's record.
+pub async fn store(pool: &PgPool, statement: Statement) -> anyhow::Result<bool> {
     let (sql, values) = statement;
-    sqlx::query_with(&sql, values).execute(pool).await?;
-    Ok(())
+    let done = retrying(|| sqlx::query_with(&sql, values.clone()).execute(pool)).await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// What to do with a request that carries an Idempotency-Key.
@@ -127,12 +132,19 @@ pub struct Claim {
 impl Claim {
     /// Ok(None) when another request holds the key.
     async fn try_begin(pool: &PgPool, tenant: TenantId, key: &str) -> anyhow::Result<Option<Self>> {
-        let mut conn = pool.acquire().await?;
         let id = advisory_lock_id(LockNamespace::Idempotency, tenant, key);
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+        // A lock taken on a connection that then died went with it: trying
+        // again on a fresh one is safe.
+        let claimed = retrying(|| async {
+            let mut conn = Unreturned(Some(pool.acquire().await?));
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(id)
+                .fetch_one(&mut **conn.0.as_mut().expect("held"))
+                .await?;
+            Ok((conn.keep(), got))
+        })
+        .await?;
+        let (conn, got) = claimed;
         Ok(got.then_some(Self {
             conn: Some(conn),
             id,
@@ -141,14 +153,36 @@ impl Claim {
 
     /// Give the key up (its answer is stored, or it is not to be).
     pub async fn finish(mut self) {
-        if let Some(mut conn) = self.conn.take() {
+        if let Some(conn) = self.conn.take() {
+            let mut conn = Unreturned(Some(conn));
             let released = sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(self.id)
-                .execute(&mut *conn)
+                .execute(&mut **conn.0.as_mut().expect("held"))
                 .await;
-            if released.is_err() {
-                drop(conn.detach());
+            if released.is_ok() {
+                drop(conn.keep());
             }
+        }
+    }
+}
+
+/// A connection that is closed, not returned to the pool, unless kept: a
+/// future dropped while its lock or unlock statement was in flight (a
+/// timeout, a cancelled request) leaves the session's locks unknown, and a
+/// statement the server runs after all would leave a lock held on a pooled
+/// connection for good.
+struct Unreturned(Option<PoolConnection<Postgres>>);
+
+impl Unreturned {
+    fn keep(mut self) -> PoolConnection<Postgres> {
+        self.0.take().expect("kept once")
+    }
+}
+
+impl Drop for Unreturned {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
         }
     }
 }

@@ -4,6 +4,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use super::retry::retrying;
 use crate::TenantId;
 
 fn hash(key: &str) -> Vec<u8> {
@@ -27,11 +28,14 @@ pub async fn issue(pool: &PgPool, tenant: TenantId) -> anyhow::Result<String> {
 
 /// The tenant a (not revoked) key belongs to.
 pub async fn tenant_of(pool: &PgPool, key: &str) -> anyhow::Result<Option<TenantId>> {
-    let tenant: Option<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(hash(key))
-    .fetch_optional(pool)
+    let key_hash = hash(key);
+    let tenant: Option<uuid::Uuid> = retrying(|| {
+        sqlx::query_scalar(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(&key_hash)
+        .fetch_optional(pool)
+    })
     .await?;
     Ok(tenant.map(TenantId))
 }
@@ -44,16 +48,19 @@ pub async fn tenant_and_executor(
     key: &str,
     name: &str,
 ) -> anyhow::Result<Option<(TenantId, Option<(String, Vec<String>)>)>> {
-    let row: Option<(uuid::Uuid, Option<String>, Option<Vec<String>>)> = sqlx::query_as(
-        "SELECT k.tenant_id, e.active_digest, v.granted FROM api_keys k \
-         LEFT JOIN executors e ON e.tenant_id = k.tenant_id AND e.name = $2 \
-         LEFT JOIN executor_versions v \
-         ON v.tenant_id = e.tenant_id AND v.name = e.name AND v.digest = e.active_digest \
-         WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
-    )
-    .bind(hash(key))
-    .bind(name)
-    .fetch_optional(pool)
+    let key_hash = hash(key);
+    let row: Option<(uuid::Uuid, Option<String>, Option<Vec<String>>)> = retrying(|| {
+        sqlx::query_as(
+            "SELECT k.tenant_id, e.active_digest, v.granted FROM api_keys k \
+             LEFT JOIN executors e ON e.tenant_id = k.tenant_id AND e.name = $2 \
+             LEFT JOIN executor_versions v \
+             ON v.tenant_id = e.tenant_id AND v.name = e.name AND v.digest = e.active_digest \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(&key_hash)
+        .bind(name)
+        .fetch_optional(pool)
+    })
     .await?;
     Ok(row.map(|(tenant, digest, granted)| {
         let active = digest.zip(granted);

@@ -4,14 +4,17 @@
 pub mod audit;
 pub mod batch;
 pub mod catalog;
+pub mod commit_status;
 pub mod errors;
 pub mod executors;
+pub mod health;
 pub mod idempotency;
 pub mod keys;
 pub mod local_cluster;
 pub mod locks;
 pub mod proposals;
 pub mod reads;
+pub mod retry;
 pub mod sql;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -55,12 +58,28 @@ pub fn app_options(owner: &PgConnectOptions) -> PgConnectOptions {
 /// Options for every pool a [`crate::Host`] runs invocations on: each
 /// connection prepares the audit's append when it connects (attempts
 /// `EXECUTE` it in their COMMIT's round trip; see [`audit::append_sql`]),
-/// and connections are handed out without sqlx's ping first: a round trip
+/// and connections are handed out without sqlx's ping first (a round trip
 /// per invocation, for the rare connection the server closed meanwhile,
-/// which an attempt finds at its BEGIN and replays on another.
+/// which an attempt finds at its BEGIN and replays on another), except
+/// connections idle since a connection fault was seen ([`health`]): after a
+/// restart or a storm of terminated backends, the dead are weeded out
+/// before use instead of one request each.
 pub fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
         .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if !health::idle_since_fault(meta.idle_for) {
+                    return Ok(true);
+                }
+                let pinged = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    sqlx::Connection::ping(conn),
+                )
+                .await;
+                Ok(matches!(pinged, Ok(Ok(()))))
+            })
+        })
         .after_connect(|conn, _| {
             Box::pin(async move {
                 sqlx::Executor::execute(conn, audit::PREPARE_APPEND).await?;
@@ -68,6 +87,9 @@ pub fn pool_options() -> PgPoolOptions {
             })
         })
 }
+
+/// How long a request waits for a pooled connection.
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Apply the migrations over one connection as `owner`.
 pub async fn migrate(owner: PgConnectOptions) -> anyhow::Result<()> {
@@ -92,7 +114,9 @@ pub async fn connect_with(
     migrate(owner).await?;
     let pool = pool_options()
         .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(30))
+        // Waiting longer for a connection means the database is out of
+        // reach (or overloaded): the request is better answered 503.
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(app)
         .await
         .map_err(|e| {

@@ -16,12 +16,18 @@ async fn rows(
     pool: &PgPool,
     tenant: TenantId,
     sql: &'static str,
-    binds: impl FnOnce(JsonQuery) -> JsonQuery,
+    binds: impl Fn(JsonQuery) -> JsonQuery,
 ) -> anyhow::Result<Value> {
-    let mut tx = super::begin_as_tenant(pool, tenant).await?;
-    let rows = binds(sqlx::query_scalar(sql)).fetch_one(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    // Read-only: safe to run again on a fresh connection.
+    Ok(super::retry::retrying(|| async {
+        let mut tx = pool
+            .begin_with(format!("BEGIN; {}", super::set_tenant_sql(tenant)))
+            .await?;
+        let rows = binds(sqlx::query_scalar(sql)).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    })
+    .await?)
 }
 
 /// The tenant's active executors: `[{name, description, input_schema, granted}]`.

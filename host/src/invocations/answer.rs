@@ -94,6 +94,9 @@ pub enum Failure {
     RetriesExhausted,
     LimitExceeded,
     HostFailure,
+    /// COMMIT was sent and its answer lost, and the server could not be
+    /// asked: all or nothing happened; the same Idempotency-Key tells which.
+    CommitUnknown,
 }
 
 impl Failure {
@@ -101,7 +104,10 @@ impl Failure {
     /// host trouble pass; a trap, a limit or a timeout of the executor's
     /// own code happen again.
     pub fn retryable(self) -> bool {
-        matches!(self, Failure::RetriesExhausted | Failure::HostFailure)
+        matches!(
+            self,
+            Failure::RetriesExhausted | Failure::HostFailure | Failure::CommitUnknown
+        )
     }
 
     /// Its name for callers (problem slugs, tool errors).
@@ -112,6 +118,7 @@ impl Failure {
             Failure::RetriesExhausted => "retries-exhausted",
             Failure::LimitExceeded => "limit-exceeded",
             Failure::HostFailure => "host-failure",
+            Failure::CommitUnknown => "commit-unknown",
         }
     }
 }
@@ -152,8 +159,22 @@ pub enum InvocationError {
         id: uuid::Uuid,
         expired_at: chrono::DateTime<chrono::Utc>,
     },
+    /// The database could not be reached; nothing was written.
+    #[error("the database is unreachable: {0}; retry shortly")]
+    Unavailable(String),
     #[error("internal error: {0:#}")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for InvocationError {
+    /// A lost database is `Unavailable` (503), never an internal error.
+    fn from(error: anyhow::Error) -> Self {
+        if crate::db::errors::is_unavailable(&error) {
+            InvocationError::Unavailable(format!("{error:#}"))
+        } else {
+            InvocationError::Internal(error)
+        }
+    }
 }
 
 impl From<InvokeError> for InvocationError {
@@ -171,7 +192,7 @@ impl From<InvokeError> for InvocationError {
 
 impl From<sqlx::Error> for InvocationError {
     fn from(error: sqlx::Error) -> Self {
-        InvocationError::Internal(error.into())
+        anyhow::Error::from(error).into()
     }
 }
 
@@ -250,6 +271,16 @@ pub fn answer(
             return Err(failed(
                 Failure::LimitExceeded,
                 format!("the executor went over its {limit} limit: {message}; nothing was written"),
+            ))
+        }
+        InvocationOutcome::CommitUnknown { message } => {
+            return Err(failed(
+                Failure::CommitUnknown,
+                format!(
+                    "the connection to the database was lost after COMMIT was sent and the \
+                     database could not be asked whether it committed ({message}): all or \
+                     nothing of it was written; retry with the same Idempotency-Key to learn which"
+                ),
             ))
         }
         InvocationOutcome::HostFailure { message } => {

@@ -38,17 +38,44 @@ impl Invocations {
             confirms,
         });
         let ran = run(store.clone()).await;
-        let stored = match &ran {
+        let answered = match ran {
+            Ok((answer, true)) => Ok(answer),
             Ok((answer, false)) => {
                 let statement = store.statement_for(answer.status, &answer.body);
-                idempotency::store(pool, statement)
-                    .await
-                    .map_err(InvocationError::from)
+                match idempotency::store(pool, statement).await {
+                    Ok(true) => Ok(answer),
+                    Ok(false) => {
+                        self.answered_meanwhile(tenant, key, request_hash, Ok(answer))
+                            .await
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
-            _ => Ok(()),
+            Err(error) => {
+                self.answered_meanwhile(tenant, key, request_hash, Err(error))
+                    .await
+            }
         };
         claim.finish().await;
-        stored?;
-        ran.map(|(answer, _)| answer)
+        answered
+    }
+
+    /// The key's claim lives on a connection of its own; when that
+    /// connection is lost (a terminated backend, a restart) the key is free
+    /// to a retry elsewhere while this request still runs, and whichever
+    /// completes it first holds its answer (the commit hook refuses to
+    /// commit a second). A request that did not store its answer gives the
+    /// stored one, if there is one, rather than its own.
+    async fn answered_meanwhile(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        request_hash: &str,
+        own: Result<Answer, InvocationError>,
+    ) -> Result<Answer, InvocationError> {
+        match idempotency::find(self.host.pool(), tenant, key).await {
+            Ok(Some(stored)) => replay(stored, request_hash),
+            _ => own,
+        }
     }
 }

@@ -83,8 +83,9 @@ pub struct Invocations {
 impl Invocations {
     pub fn new(host: Host, settings: InvocationSettings) -> Self {
         let pool = host.pool();
-        let claims = sqlx::postgres::PgPoolOptions::new()
+        let claims = crate::db::pool_options()
             .max_connections(pool.options().get_max_connections().max(2))
+            .acquire_timeout(crate::db::ACQUIRE_TIMEOUT)
             .connect_lazy_with((*pool.connect_options()).clone());
         Self {
             host,

@@ -223,6 +223,7 @@ pub fn failed(error: InvocationError) -> Result<CallToolResult, ErrorData> {
         InvocationError::ProposalExpired { .. } => {
             tool_error("proposal_expired", false, Value::Null)
         }
+        InvocationError::Unavailable(_) => tool_error("database_unavailable", true, Value::Null),
         InvocationError::Internal(error) => {
             tracing::error!("an MCP tool call failed: {error:#}");
             Err(ErrorData::internal_error(

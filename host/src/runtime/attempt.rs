@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
+use super::admission::TenantSlot;
 use super::host::Host;
 use super::outcome::{AttemptEnd, AttemptFailure};
 use super::registry::LoadedExecutor;
@@ -29,6 +30,9 @@ pub struct AttemptPlan<'a> {
     pub grant: Arc<Grant>,
     /// Keep every row written (dry runs, confirmations of proposals).
     pub record_writes: bool,
+    /// The invocation's place among its tenant's: whose connection share
+    /// the attempt waits for.
+    pub slot: &'a TenantSlot,
 }
 
 /// What an attempt left behind: its transaction (to commit or roll back),
@@ -36,6 +40,9 @@ pub struct AttemptPlan<'a> {
 /// otherwise) and its log lines.
 pub struct AttemptRun {
     pub transaction: InvocationTransaction,
+    /// One of the tenant's connection permits, held as long as the
+    /// transaction's connection.
+    pub connection_permit: tokio::sync::OwnedSemaphorePermit,
     pub settled: Result<serde_json::Value, AttemptEnd>,
     pub logs: Vec<LogLine>,
 }
@@ -147,13 +154,24 @@ fn trap_message(trap: &wasmtime::Error) -> String {
 pub async fn run(host: &Host, attempt: AttemptPlan<'_>) -> Result<AttemptRun, AttemptEnd> {
     let engine = host.registry.engine();
     let _slot = engine.instance_slot().await;
+    if let Some(reason) = host.health.down() {
+        // Fail fast rather than wait for a connection that cannot come.
+        return Err(AttemptFailure::HostFailure {
+            message: format!("the database is unreachable ({reason})"),
+        }
+        .into());
+    }
+    let connection_permit = attempt.slot.connection_permit().await;
     let conn = match host.pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
+            if crate::db::errors::is_connectivity(&e) {
+                crate::db::health::note_fault();
+            }
             return Err(AttemptFailure::HostFailure {
                 message: format!("no database connection: {e}"),
             }
-            .into())
+            .into());
         }
     };
     let mut transaction = InvocationTransaction::new(
@@ -172,6 +190,7 @@ pub async fn run(host: &Host, attempt: AttemptPlan<'_>) -> Result<AttemptRun, At
     if let Err(doom) = transaction.acquire_planned_locks().await {
         return Ok(AttemptRun {
             transaction,
+            connection_permit,
             settled: Err(doom.into()),
             logs: Vec::new(),
         });
@@ -260,6 +279,7 @@ pub async fn run(host: &Host, attempt: AttemptPlan<'_>) -> Result<AttemptRun, At
     );
     Ok(AttemptRun {
         transaction,
+        connection_permit,
         settled,
         logs: context.logs,
     })

@@ -10,6 +10,7 @@ use super::metrics::Metrics;
 use super::registry::ExecutorRegistry;
 use super::settings::HostSettings;
 use crate::capabilities::transaction::TransactionSettings;
+use crate::db::health::DbHealth;
 use crate::TenantId;
 
 /// The host: a pool, the executors, the discipline.
@@ -21,12 +22,16 @@ pub struct Host {
     pub(super) transaction_settings: Arc<TransactionSettings>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) admission: TenantAdmission,
+    pub(super) health: DbHealth,
 }
 
 impl Host {
     pub fn new(pool: PgPool, registry: Arc<ExecutorRegistry>, settings: HostSettings) -> Self {
         let transaction_settings = Arc::new(settings.discipline.transaction.clone());
-        let admission = TenantAdmission::new(settings.max_in_flight_per_tenant);
+        let share = settings
+            .connections_per_tenant
+            .unwrap_or(pool.options().get_max_connections() as usize / 2);
+        let admission = TenantAdmission::new(settings.max_in_flight_per_tenant, share);
         Self {
             pool,
             registry,
@@ -34,12 +39,24 @@ impl Host {
             transaction_settings,
             metrics: Arc::new(Metrics::new()),
             admission,
+            health: DbHealth::new(),
         }
+    }
+
+    /// Whether the database answers, as this host's probe last found it
+    /// (the probe runs once [`DbHealth::spawn_probe`] is called).
+    pub fn health(&self) -> &DbHealth {
+        &self.health
     }
 
     /// How many of `tenant`'s invocations are running now.
     pub fn in_flight(&self, tenant: TenantId) -> usize {
         self.admission.in_flight(tenant)
+    }
+
+    /// How many database connections one tenant's invocations hold at once.
+    pub fn connections_per_tenant(&self) -> usize {
+        self.admission.connection_share()
     }
 
     /// How many tenants have invocations running now (what the host keeps

@@ -5,20 +5,27 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::attempt::{self, AttemptPlan};
+use super::admission::TenantSlot;
+use super::attempt::{self, AttemptPlan, AttemptRun};
 use super::host::Host;
-use super::outcome::{AttemptEnd, InvocationOutcome, InvocationReport, InvokeError};
+use super::outcome::{
+    AttemptEnd, AttemptFailure, InvocationOutcome, InvocationReport, InvokeError,
+};
 use super::registry::LoadedExecutor;
 use crate::capabilities::context::LogLine;
 use crate::capabilities::grant::Grant;
 use crate::capabilities::transaction::{same_writes, InvocationTransaction, LockPlan, WriteRecord};
+use crate::capabilities::Doom;
 use crate::db::audit::{AttemptAudit, AttemptOutcome, AuditCall};
+use crate::db::commit_status::{self, AttemptRecord, TxIdentity, XactStatus};
 use crate::db::errors::RetryReason;
 use crate::db::sql::Statement;
 use crate::TenantId;
 
 /// A statement that must commit exactly when the executor's writes do,
-/// built from the report the caller will receive (idempotency records).
+/// built from the report the caller will receive (idempotency records). It
+/// must write one row; writing none says its record was made elsewhere
+/// meanwhile, and the attempt is rolled back instead of committed.
 pub trait CommitHook: Send + Sync {
     fn statement(&self, report: &InvocationReport) -> Statement;
 }
@@ -62,6 +69,17 @@ struct InvocationRun {
     attempt_started: Instant,
     /// The current attempt's capability calls, until its outcome is known.
     calls: Vec<AuditCall>,
+    /// Attempts whose connection was lost before COMMIT.
+    connection_losses: u32,
+}
+
+/// What the server says of a COMMIT whose answer was lost.
+#[derive(Debug)]
+enum CommitTruth {
+    Committed,
+    Aborted,
+    /// It could not be asked in time (or no longer knows).
+    Unknown(String),
 }
 
 impl InvocationRun {
@@ -138,7 +156,7 @@ impl Host {
         }
         serde_json::from_str::<serde::de::IgnoredAny>(input)
             .map_err(|e| InvokeError::InvalidInput(e.to_string()))?;
-        let _slot = self.admission.admit(tenant)?;
+        let slot = self.admission.admit(tenant)?;
         let mut run = InvocationRun {
             tenant,
             // Time-ordered: audit records are indexed by invocation, and
@@ -158,6 +176,7 @@ impl Host {
             writes: Vec::new(),
             attempt_started: Instant::now(),
             calls: Vec::new(),
+            connection_losses: 0,
         };
         let grant = options
             .grant
@@ -168,7 +187,7 @@ impl Host {
             run.attempts += 1;
             run.attempt_started = Instant::now();
             let ended = self
-                .attempt(executor, &mut run, input, &options, &grant)
+                .attempt(executor, &mut run, input, &options, &grant, &slot)
                 .await;
             let reason = match ended {
                 Ok(report) => break report,
@@ -179,6 +198,19 @@ impl Host {
             };
             tracing::debug!(invocation = %run.invocation_id, attempt = run.attempts, %reason, "replaying");
             run.replays.push(reason);
+            if reason == RetryReason::ConnectionLost {
+                crate::db::health::note_fault();
+                run.connection_losses += 1;
+                if run.connection_losses > self.settings.max_connection_losses {
+                    let lost = InvocationOutcome::HostFailure {
+                        message: format!(
+                            "the connection to the database was lost {} times",
+                            run.connection_losses
+                        ),
+                    };
+                    break run.report(lost, options.dry_run);
+                }
+            }
             if run.attempts >= discipline.max_attempts {
                 let exhausted = InvocationOutcome::RetriesExhausted {
                     attempts: run.attempts,
@@ -215,6 +247,7 @@ impl Host {
         input: &str,
         options: &InvokeOptions,
         grant: &Arc<Grant>,
+        slot: &TenantSlot,
     ) -> Result<InvocationReport, AttemptEnd> {
         let plan = AttemptPlan {
             executor,
@@ -226,13 +259,19 @@ impl Host {
             plan: run.plan.clone(),
             grant: grant.clone(),
             record_writes: options.dry_run || options.expected_writes.is_some(),
+            slot,
         };
-        let attempted = attempt::run(self, plan).await?;
-        run.logs.extend(attempted.logs);
-        let mut transaction = attempted.transaction;
+        let AttemptRun {
+            mut transaction,
+            // Held until the transaction has ended.
+            connection_permit: _permit,
+            settled,
+            logs,
+        } = attempt::run(self, plan).await?;
+        run.logs.extend(logs);
         run.calls = transaction.take_audit();
         run.plan = transaction.plan().clone();
-        let output = match attempted.settled {
+        let output = match settled {
             Ok(output) => output,
             Err(end) => {
                 self.end_attempt(run, transaction, end.attempt_outcome())
@@ -267,16 +306,98 @@ impl Host {
             None => (None, None),
         };
         let audit = self.audit_sql(run, AttemptOutcome::Committed);
-        match transaction.commit_with(last, audit).await {
+        let xid = transaction.xid();
+        // A database that stops answering mid-commit must not hold the
+        // invocation: past the bound the COMMIT's fate is asked, as when
+        // its connection is lost.
+        let bound = self.transaction_settings.statement_timeout + Duration::from_secs(5);
+        let committed = tokio::time::timeout(bound, transaction.commit_with(last, audit))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Doom::CommitUnknown {
+                    xid,
+                    message: format!("no answer to COMMIT within {} ms", bound.as_millis()),
+                })
+            });
+        let doom = match committed {
             Ok(()) => {
                 self.attempt_metrics(run, AttemptOutcome::Committed);
-                Ok(report.unwrap_or_else(|| run.report(outcome, false)))
+                return Ok(report.unwrap_or_else(|| run.report(outcome, false)));
             }
-            Err(doom) => {
-                let end = AttemptEnd::from(doom);
-                self.record_attempt(run, end.attempt_outcome()).await;
-                Err(end)
+            Err(Doom::CommitUnknown { xid, message }) => {
+                match self.commit_truth(run, xid).await {
+                    // Its audit record committed with it, in the same batch.
+                    CommitTruth::Committed => {
+                        self.metrics.commit_resolved("committed");
+                        self.attempt_metrics(run, AttemptOutcome::Committed);
+                        return Ok(report.unwrap_or_else(|| run.report(outcome, false)));
+                    }
+                    // Nothing of it committed: replay, like a connection
+                    // lost before COMMIT.
+                    CommitTruth::Aborted => {
+                        self.metrics.commit_resolved("aborted");
+                        Doom::Retry {
+                            reason: RetryReason::ConnectionLost,
+                            contended_key: None,
+                        }
+                    }
+                    // Not recorded on its own: the record rode with COMMIT,
+                    // so it exists exactly when the attempt committed.
+                    CommitTruth::Unknown(why) => {
+                        self.metrics.commit_resolved("unknown");
+                        let failure = AttemptFailure::CommitUnknown {
+                            message: format!("{message}; then {why}"),
+                        };
+                        self.attempt_metrics(run, AttemptOutcome::CommitUnknown);
+                        return Err(failure.into());
+                    }
+                }
             }
+            Err(doom) => doom,
+        };
+        let end = AttemptEnd::from(doom);
+        self.record_attempt(run, end.attempt_outcome()).await;
+        Err(end)
+    }
+
+    /// Ask the server what became of a COMMIT whose answer was lost, until
+    /// it knows or the resolution timeout passes. Without an id the
+    /// transaction wrote nothing of the executor's: committed or not, the
+    /// data is the same, and it answers as committed.
+    async fn commit_truth(&self, run: &InvocationRun, xid: Option<TxIdentity>) -> CommitTruth {
+        let Some(identity) = xid else {
+            return CommitTruth::Committed;
+        };
+        let xid = identity.xid;
+        tracing::warn!(invocation = %run.invocation_id, xid, "the answer to COMMIT was lost; asking the database");
+        // Its audit record rode with COMMIT: after a restart it is what tells.
+        let record = self.settings.audit.then_some(AttemptRecord {
+            tenant: run.tenant,
+            invocation_id: run.invocation_id,
+            attempt: run.attempts,
+        });
+        if self.settings.unsafe_assume_lost_commit_committed {
+            return CommitTruth::Committed;
+        }
+        let deadline = Instant::now() + self.settings.commit_resolution_timeout;
+        loop {
+            let why = match commit_status::status(&self.pool, &identity, record.as_ref()).await {
+                Ok(Some(XactStatus::Committed)) => return CommitTruth::Committed,
+                Ok(Some(XactStatus::Aborted)) => return CommitTruth::Aborted,
+                Ok(None) => {
+                    return CommitTruth::Unknown(format!(
+                        "the database no longer knows transaction {xid}"
+                    ))
+                }
+                Ok(Some(XactStatus::InProgress)) => {
+                    format!("transaction {xid} is still in progress")
+                }
+                Err(e) => format!("the database could not be asked: {e}"),
+            };
+            if Instant::now() >= deadline {
+                return CommitTruth::Unknown(why);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -16,6 +16,7 @@ pub struct Metrics {
     attempts: IntCounterVec,
     replays: IntCounterVec,
     capability_calls: IntCounterVec,
+    commits_resolved: IntCounterVec,
     lock_wait: HistogramVec,
     instantiation: HistogramVec,
     execution: HistogramVec,
@@ -66,6 +67,12 @@ impl Metrics {
                 "Capability calls by capability, table and outcome.",
                 &["capability", "table", "outcome"],
             ),
+            commits_resolved: counter(
+                "bookhost_commits_resolved_total",
+                "COMMITs whose answer was lost, by what the database said of them \
+                 (committed, aborted, unknown).",
+                &["truth"],
+            ),
             lock_wait: histogram(
                 "bookhost_lock_wait_seconds",
                 "Time capability calls spent waiting for locks (calls that waited).",
@@ -87,6 +94,7 @@ impl Metrics {
             &metrics.attempts,
             &metrics.replays,
             &metrics.capability_calls,
+            &metrics.commits_resolved,
         ] {
             metrics
                 .registry
@@ -145,6 +153,10 @@ impl Metrics {
                     .observe(call.lock_wait_us as f64 / 1e6);
             }
         }
+    }
+
+    pub(crate) fn commit_resolved(&self, truth: &str) {
+        self.commits_resolved.with_label_values(&[truth]).inc();
     }
 
     pub(crate) fn instantiated(&self, executor: &str, elapsed: Duration) {

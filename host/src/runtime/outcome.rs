@@ -53,6 +53,10 @@ pub enum InvocationOutcome {
     /// A proposal's confirmation: `execute` returned ok, but its write set
     /// (in the report's `writes`) was not the proposal's; rolled back.
     Changed { output: serde_json::Value },
+    /// The connection was lost after COMMIT was sent and the server could
+    /// not be asked whether it committed (it stayed unreachable): it did
+    /// all or nothing. A retry with the same Idempotency-Key answers which.
+    CommitUnknown { message: String },
 }
 
 impl InvocationOutcome {
@@ -67,6 +71,7 @@ impl InvocationOutcome {
             InvocationOutcome::HostFailure { .. } => "host_failure",
             InvocationOutcome::LimitExceeded { .. } => "limit_exceeded",
             InvocationOutcome::Changed { .. } => "changed",
+            InvocationOutcome::CommitUnknown { .. } => "commit_unknown",
         }
     }
 }
@@ -111,6 +116,7 @@ pub enum AttemptFailure {
     Timeout { timeout_ms: u64 },
     HostFailure { message: String },
     LimitExceeded { limit: String, message: String },
+    CommitUnknown { message: String },
 }
 
 impl From<AttemptFailure> for InvocationOutcome {
@@ -122,6 +128,9 @@ impl From<AttemptFailure> for InvocationOutcome {
             AttemptFailure::HostFailure { message } => InvocationOutcome::HostFailure { message },
             AttemptFailure::LimitExceeded { limit, message } => {
                 InvocationOutcome::LimitExceeded { limit, message }
+            }
+            AttemptFailure::CommitUnknown { message } => {
+                InvocationOutcome::CommitUnknown { message }
             }
         }
     }
@@ -153,6 +162,7 @@ impl From<Doom> for AttemptEnd {
                 message,
             }
             .into(),
+            Doom::CommitUnknown { message, .. } => AttemptFailure::CommitUnknown { message }.into(),
         }
     }
 }
@@ -168,6 +178,9 @@ impl AttemptEnd {
             AttemptEnd::Failed(AttemptFailure::HostFailure { .. }) => AttemptOutcome::HostFailure,
             AttemptEnd::Failed(AttemptFailure::LimitExceeded { .. }) => {
                 AttemptOutcome::LimitExceeded
+            }
+            AttemptEnd::Failed(AttemptFailure::CommitUnknown { .. }) => {
+                AttemptOutcome::CommitUnknown
             }
         }
     }

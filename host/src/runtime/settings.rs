@@ -77,6 +77,21 @@ pub struct HostSettings {
     /// Record every capability call in the audit log (off only to measure
     /// what auditing costs).
     pub audit: bool,
+    /// Most connections one tenant's invocations hold at once (its others
+    /// wait without one); default: half the pool, so a hot key of one
+    /// tenant leaves the other half to everyone else.
+    pub connections_per_tenant: Option<usize>,
+    /// Replays of one invocation after its connection was lost before
+    /// COMMIT; more and the invocation ends `host_failure` (503).
+    pub max_connection_losses: u32,
+    /// How long to keep asking the server whether a COMMIT whose answer was
+    /// lost committed, before answering `commit_unknown` (503).
+    pub commit_resolution_timeout: Duration,
+    /// TEST-ONLY, broken on purpose: answer before a COMMIT's fate is
+    /// known, taking one whose answer was lost as committed without asking
+    /// the server. Exists so the reliability checker can show it catches
+    /// the acknowledged-but-lost invocations this makes.
+    pub unsafe_assume_lost_commit_committed: bool,
 }
 
 impl Default for HostSettings {
@@ -90,6 +105,10 @@ impl Default for HostSettings {
             max_input_bytes: 1 << 20,
             max_in_flight_per_tenant: 64,
             audit: true,
+            connections_per_tenant: None,
+            max_connection_losses: 5,
+            commit_resolution_timeout: Duration::from_secs(10),
+            unsafe_assume_lost_commit_committed: false,
         }
     }
 }

@@ -34,6 +34,10 @@ pub use self::capture::{same_writes, WriteRecord};
 pub use self::locks::{LockPlan, MAX_LOCK_KEY_BYTES};
 pub use self::settings::{Isolation, TransactionSettings};
 
+/// Why a commit hook's statement that wrote nothing dooms the attempt.
+pub const ANSWERED_MEANWHILE: &str =
+    "the Idempotency-Key was answered by another request meanwhile; these writes were rolled back";
+
 /// The invocation's transaction as the executor sees it. Starts lazily, at
 /// the first call that needs a snapshot, so that `lock` called first can
 /// wait for its key before the snapshot exists (DESIGN.md, the snapshot trap).
@@ -184,6 +188,11 @@ impl InvocationTransaction {
     }
 
     /// What the next attempt should know (keys contended in this one).
+    /// The transaction's id once it has written (see [`Session::xid`]).
+    pub fn xid(&self) -> Option<crate::db::commit_status::TxIdentity> {
+        self.session.xid()
+    }
+
     pub fn plan(&self) -> &LockPlan {
         self.locks.plan()
     }
@@ -494,8 +503,23 @@ impl InvocationTransaction {
         audit: Option<String>,
     ) -> Result<(), Doom> {
         if let Some(statement) = last {
+            // It commits with the writes: the transaction needs its id too,
+            // should the answer to COMMIT be lost.
             let ran = match self.session.begin().await {
-                Ok(()) => self.session.execute(statement).await.map(drop),
+                Ok(()) => match self.session.learn_xid().await {
+                    Ok(()) => self.session.execute(statement).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            let ran = match ran {
+                // A hook that wrote nothing found its record already there:
+                // another request completed it meanwhile (a claim lost with
+                // its connection); these writes must not commit beside it.
+                Ok(done) if done.rows_affected() == 0 => Err(CapabilityError::Abort(Doom::Fatal(
+                    ANSWERED_MEANWHILE.to_owned(),
+                ))),
+                Ok(_) => Ok(()),
                 Err(e) => Err(e),
             };
             match ran {
@@ -520,6 +544,10 @@ impl InvocationTransaction {
             .await
             .map_err(|failed| match failed {
                 CommitFailed::Audit(e) => Doom::Fatal(format!("recording the audit failed: {e}")),
+                CommitFailed::Unknown { xid, error } => Doom::CommitUnknown {
+                    xid,
+                    message: error.to_string(),
+                },
                 CommitFailed::Commit(error) => match classify(&error) {
                     DbFailure::Retry(reason) if self.settings.replay_conflicts => Doom::Retry {
                         reason,

@@ -14,6 +14,7 @@ use super::settings::TransactionSettings;
 use crate::bindings::{CallError, ConflictInfo};
 use crate::capabilities::{CapabilityError, Doom};
 use crate::db::catalog::Table;
+use crate::db::commit_status::{TxIdentity, SELECT_IDENTITY};
 use crate::db::errors::{classify, DbFailure, RetryReason};
 use crate::db::sql::Statement;
 use crate::db::{batch, locks};
@@ -33,13 +34,21 @@ pub enum Written {
     Count(u64),
 }
 
-/// Why the COMMIT batch failed (the session has rolled back and unlocked).
+/// Why the COMMIT batch failed (the session has rolled back and unlocked,
+/// or closed its connection).
 #[derive(Debug)]
 pub enum CommitFailed {
     /// Nothing was begun; writing the audit alone failed.
     Audit(sqlx::Error),
-    /// The batch with COMMIT failed.
+    /// The server refused the batch with COMMIT: nothing was committed.
     Commit(sqlx::Error),
+    /// The connection was lost after the batch with COMMIT was sent: it may
+    /// or may not have committed. `xid` is the transaction's id when it had
+    /// one before COMMIT (it wrote), to ask the server which it was.
+    Unknown {
+        xid: Option<TxIdentity>,
+        error: sqlx::Error,
+    },
 }
 
 /// `lock-timeout`, naming what waited.
@@ -70,6 +79,9 @@ pub struct Session {
     last_wait_ended: Option<Instant>,
     /// Time spent waiting for locks since it was last taken.
     lock_wait: Duration,
+    /// The transaction's id, fetched in its first write's round trip: what
+    /// a COMMIT whose answer was lost is looked up by.
+    xid: Option<TxIdentity>,
 }
 
 impl Session {
@@ -89,6 +101,7 @@ impl Session {
             session_locks: false,
             last_wait_ended: None,
             lock_wait: Duration::ZERO,
+            xid: None,
         }
     }
 
@@ -111,41 +124,36 @@ impl Session {
         std::mem::take(&mut self.lock_wait)
     }
 
-    /// Nothing has run on the connection in this attempt: no lock taken.
-    fn unused(&self) -> bool {
-        !self.begun && !self.session_locks
+    /// The transaction's id, if it has written.
+    pub fn xid(&self) -> Option<TxIdentity> {
+        self.xid.clone()
     }
 
     /// Map a failed statement: a retryable failure or one outside a savepoint
-    /// dooms the attempt (PostgreSQL has aborted the transaction).
-    fn failed(&self, error: sqlx::Error) -> CapabilityError {
+    /// dooms the attempt (PostgreSQL has aborted the transaction). A lost
+    /// connection (pools skip sqlx's ping before handing one out, so one the
+    /// server closed while idle is found here; or the backend was terminated
+    /// mid-attempt) is closed and the attempt replayed on another: COMMIT
+    /// was not sent, so nothing of it committed and its locks went with it.
+    fn failed(&mut self, error: sqlx::Error) -> CapabilityError {
         CapabilityError::Abort(match classify(&error) {
             DbFailure::Retry(reason) if self.settings.replay_conflicts => Doom::Retry {
                 reason,
                 contended_key: None,
             },
+            DbFailure::ConnectionLost => {
+                self.discard();
+                Doom::Retry {
+                    reason: RetryReason::ConnectionLost,
+                    contended_key: None,
+                }
+            }
             DbFailure::Canceled => Doom::Fatal(format!(
                 "a statement exceeded the statement timeout of {} ms",
                 self.settings.statement_timeout.as_millis()
             )),
             _ => Doom::Fatal(format!("database error: {error}")),
         })
-    }
-
-    /// The attempt's first statement failed. Pools skip sqlx's ping before
-    /// handing out a connection (a round trip per invocation;
-    /// db::pool_options), so a connection the server closed since is found
-    /// here; nothing has run on it in this attempt, so replaying on another
-    /// connection is safe.
-    fn first_failed(&mut self, error: sqlx::Error, unused: bool) -> CapabilityError {
-        if unused && !matches!(error, sqlx::Error::Database(_)) {
-            self.discard();
-            return CapabilityError::Abort(Doom::Retry {
-                reason: RetryReason::ConnectionLost,
-                contended_key: None,
-            });
-        }
-        self.failed(error)
     }
 
     /// A statement's answer arrived: the connection is in a known state
@@ -166,6 +174,17 @@ impl Session {
             let done = sqlx::Executor::execute(&mut **conn, sql.as_str()).await;
             self.wait_ended();
             done.map(drop)
+        })
+    }
+
+    /// A batch whose first statement selects the transaction's id.
+    fn raw_xid(&mut self, sql: String) -> BoxFuture<'_, Result<Option<TxIdentity>, sqlx::Error>> {
+        Box::pin(async move {
+            let conn = self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+            self.in_flight = true;
+            let rows = sqlx::Executor::fetch_all(&mut **conn, sql.as_str()).await;
+            self.wait_ended();
+            Ok(rows?.first().and_then(TxIdentity::from_row))
         })
     }
 
@@ -213,10 +232,9 @@ impl Session {
         if self.begun {
             return Ok(());
         }
-        let unused = self.unused();
         let sql = batch::begin(&self.settings.begin(), self.tenant);
         if let Err(error) = self.raw(sql).await {
-            return Err(self.first_failed(error, unused));
+            return Err(self.failed(error));
         }
         self.begun = true;
         Ok(())
@@ -263,7 +281,6 @@ impl Session {
         } else {
             locks::session_lock_sql(id, timeout)
         };
-        let unused = self.unused();
         // Set before the round trip: an error after the grant leaves the
         // lock held, and releasing none is harmless.
         self.session_locks = true;
@@ -281,7 +298,7 @@ impl Session {
                 // transaction) or before it: end it as if begun, since a
                 // ROLLBACK outside a transaction only warns.
                 self.begun |= then_begin;
-                Err(self.first_failed(e, unused))
+                Err(self.failed(e))
             }
         }
     }
@@ -298,7 +315,18 @@ impl Session {
         let savepoint_open = std::mem::take(&mut self.savepoint_open);
         let setup = batch::write_setup(savepoint_open, self.tenant, table.name, exclusion_keys);
         let started = Instant::now();
-        let queued = self.raw(setup).await;
+        let queued = if self.xid.is_none() {
+            // The first write: learn the transaction's id in the same round trip.
+            match self.raw_xid(format!("{SELECT_IDENTITY}; {setup}")).await {
+                Ok(xid) => {
+                    self.xid = xid;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.raw(setup).await
+        };
         if !exclusion_keys.is_empty() {
             self.lock_wait += started.elapsed();
         }
@@ -344,11 +372,25 @@ impl Session {
         Err(refusal.into())
     }
 
+    /// The transaction's id, when it has none yet (it has not written): for
+    /// what must commit with the executor's writes, written outside
+    /// [`Self::write`] (idempotency records).
+    pub async fn learn_xid(&mut self) -> Result<(), CapabilityError> {
+        if self.xid.is_none() {
+            match self.raw_xid(SELECT_IDENTITY.to_owned()).await {
+                Ok(xid) => self.xid = xid,
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// COMMIT, with `audit` (literal SQL) in the same round trip just before
-    /// it and the session locks released just after. An error after a
-    /// COMMIT that went through (the connection lost in between) is read as
-    /// a failed commit and not replayed: the same doubt a lost answer to
-    /// COMMIT alone leaves, never a second write.
+    /// it and the session locks released just after. When the connection is
+    /// lost once the batch is sent, the COMMIT may have gone through: the
+    /// connection is closed and the caller told it is unknown, with the
+    /// transaction's id to ask the server (never replayed blind: that could
+    /// write twice).
     pub async fn commit(&mut self, audit: Option<String>) -> Result<(), CommitFailed> {
         if !self.begun {
             if let Some(audit) = audit {
@@ -358,6 +400,15 @@ impl Session {
         } else {
             let unlock = self.session_locks;
             if let Err(error) = self.raw(batch::commit(audit.as_deref(), unlock)).await {
+                if matches!(classify(&error), DbFailure::ConnectionLost) {
+                    self.discard();
+                    self.begun = false;
+                    self.session_locks = false;
+                    return Err(CommitFailed::Unknown {
+                        xid: self.xid.clone(),
+                        error,
+                    });
+                }
                 // The audit statement may have failed before COMMIT ran,
                 // leaving the transaction open: always roll back (a no-op
                 // warning when COMMIT itself ended it).

@@ -46,6 +46,10 @@ pub enum AttemptOutcome {
     /// A proposal's confirmation whose write set was not the proposal's:
     /// rolled back, nothing written.
     Changed,
+    /// The connection was lost after COMMIT was sent and the server could
+    /// not be asked: the record rode with COMMIT, so it exists exactly when
+    /// the attempt committed (never written under this name; metrics only).
+    CommitUnknown,
 }
 
 impl AttemptOutcome {
@@ -61,6 +65,7 @@ impl AttemptOutcome {
             AttemptOutcome::HostFailure => "host_failure",
             AttemptOutcome::DryRun => "dry_run",
             AttemptOutcome::Changed => "changed",
+            AttemptOutcome::CommitUnknown => "commit_unknown",
         }
     }
 }
