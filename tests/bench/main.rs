@@ -9,6 +9,7 @@
 //! `phases` (where an invocation's time goes), `mcp` (MCP tools/call vs HTTP),
 //! `languages` (Rust, TypeScript and Python create-booking side by side).
 
+mod fairness;
 mod languages;
 mod mcp;
 mod scale;
@@ -552,6 +553,7 @@ async fn main() {
             .await
         }
         "instantiation" => suite::instantiation_only().await,
+        "tenant-share" => fairness::tenant_share().await,
         "suite" => {
             let out = arg(1).map(std::path::PathBuf::from).unwrap_or_else(|| {
                 std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -561,7 +563,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, one-way, phases, hot-slot, scale, mcp, languages, instantiation"
+                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, one-way, phases, hot-slot, scale, mcp, languages, instantiation, tenant-share"
             );
             std::process::exit(2);
         }

@@ -2,8 +2,11 @@
 //! the executors built from `plugins/`, and helpers to run them.
 
 pub mod documented;
+pub mod fleet;
+pub mod history;
 pub mod http;
 pub mod mcp;
+pub mod proxy;
 pub mod values;
 
 /// The executors built from `plugins/`, named by constants generated from
