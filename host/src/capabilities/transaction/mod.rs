@@ -26,7 +26,7 @@ use super::grant::{Capability, Grant, Operation};
 use super::{CapabilityError, Doom};
 use crate::bindings::{CallError, Condition, Field, OrderBy, Row};
 use crate::db::catalog::Table;
-use crate::db::errors::{classify, sqlstate, DbFailure};
+use crate::db::errors::{classify, is_connectivity, sqlstate, DbFailure, RetryReason};
 use crate::db::sql::{self, Statement};
 use crate::TenantId;
 
@@ -543,6 +543,12 @@ impl InvocationTransaction {
             .commit(audit)
             .await
             .map_err(|failed| match failed {
+                // Nothing was begun: the executor's run touched no data, and
+                // running it again on another connection is harmless.
+                CommitFailed::Audit(e) if is_connectivity(&e) => Doom::Retry {
+                    reason: RetryReason::ConnectionLost,
+                    contended_key: None,
+                },
                 CommitFailed::Audit(e) => Doom::Fatal(format!("recording the audit failed: {e}")),
                 CommitFailed::Unknown { xid, error } => Doom::CommitUnknown {
                     xid,
