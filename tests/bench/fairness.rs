@@ -1,43 +1,21 @@
 //! One tenant's hot key beside another tenant's work: 64 invocations queued
 //! on one lock must not take the pool's connections from everyone else.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bookhost::db::locks::{advisory_lock_id, LockNamespace};
-use bookhost::{Host, HostSettings, InvocationOutcome};
+use bookhost::{Host, HostSettings};
 use bookhost_tests::executors::*;
 use bookhost_tests::{create_service, executors, owner, tenant};
 use serde_json::json;
 
-use crate::percentile;
+use crate::{latency_cells, quiet_creates};
 
 const POOL: u32 = 32;
 const QUEUED: usize = 64;
 const QUIET_CALLS: usize = 40;
 /// How long the hot key stays taken while the quiet tenant is measured.
 const HOLD: Duration = Duration::from_secs(4);
-
-/// The quiet tenant's create-service latencies (ms) and failed outcomes.
-async fn quiet_run(host: &Host, quiet: bookhost::TenantId) -> (Vec<f64>, Vec<&'static str>) {
-    let (mut latencies, mut failed) = (Vec::new(), Vec::new());
-    for i in 0..QUIET_CALLS {
-        let input =
-            json!({"name": format!("quiet-{i}-{}", uuid::Uuid::new_v4()), "duration_minutes": 30});
-        let started = Instant::now();
-        let report = host
-            .invoke(quiet, CREATE_SERVICE, &input.to_string())
-            .await
-            .unwrap();
-        match report.outcome {
-            InvocationOutcome::Ok { .. } => {
-                latencies.push(started.elapsed().as_secs_f64() * 1000.0)
-            }
-            other => failed.push(other.kind()),
-        }
-    }
-    latencies.sort_by(f64::total_cmp);
-    (latencies, failed)
-}
 
 /// `cargo bench -p bookhost-tests --bench bookhost-bench -- tenant-share`
 pub async fn tenant_share() {
@@ -60,7 +38,7 @@ pub async fn tenant_share() {
     );
 
     let mut rows = Vec::new();
-    let alone = quiet_run(&setup, quiet).await;
+    let alone = quiet_creates(&setup, quiet, QUIET_CALLS).await;
     rows.push(("alone".to_owned(), alone, 0usize));
     for share in [POOL as usize / 2, POOL as usize] {
         let host = Host::new(
@@ -92,7 +70,7 @@ pub async fn tenant_share() {
             .collect();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let waiting = host.in_flight(hot);
-        let measured = tokio::time::timeout(HOLD * 4, quiet_run(&host, quiet));
+        let measured = tokio::time::timeout(HOLD * 4, quiet_creates(&host, quiet, QUIET_CALLS));
         let release = async {
             tokio::time::sleep(HOLD).await;
             sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -129,17 +107,7 @@ pub async fn tenant_share() {
     println!("| quiet tenant's create-service | hot invocations in flight | succeeded | failed (outcomes) | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
     for (label, (run, failed), waiting) in &rows {
-        let (p50, p99, max) = match run.len() {
-            0 => (f64::NAN, f64::NAN, f64::NAN),
-            n => (percentile(run, 0.5), percentile(run, 0.99), run[n - 1]),
-        };
-        let mut kinds = failed.clone();
-        kinds.dedup();
-        println!(
-            "| {label} | {waiting} | {} | {} {kinds:?} | {p50:.1} | {p99:.1} | {max:.1} |",
-            run.len(),
-            failed.len(),
-        );
+        println!("| {label} | {waiting} | {} |", latency_cells(run, failed));
     }
     println!();
 }

@@ -393,6 +393,48 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// `tenant` creating `count` services one after the other: the latencies
+/// (ms, sorted) of those that succeeded, and the outcomes of those that did not.
+async fn quiet_creates(
+    host: &Host,
+    tenant: TenantId,
+    count: usize,
+) -> (Vec<f64>, Vec<&'static str>) {
+    let (mut latencies, mut failed) = (Vec::new(), Vec::new());
+    for i in 0..count {
+        let input =
+            json!({"name": format!("quiet-{i}-{}", uuid::Uuid::new_v4()), "duration_minutes": 30});
+        let started = Instant::now();
+        let report = host
+            .invoke(tenant, CREATE_SERVICE, &input.to_string())
+            .await
+            .unwrap();
+        match report.outcome {
+            InvocationOutcome::Ok { .. } => {
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0)
+            }
+            other => failed.push(other.kind()),
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    (latencies, failed)
+}
+
+/// `succeeded | failed (outcomes) | p50 ms | p99 ms | max ms` of a run.
+fn latency_cells(run: &[f64], failed: &[&str]) -> String {
+    let (p50, p99, max) = match run.len() {
+        0 => (f64::NAN, f64::NAN, f64::NAN),
+        n => (percentile(run, 0.5), percentile(run, 0.99), run[n - 1]),
+    };
+    let mut kinds = failed.to_vec();
+    kinds.dedup();
+    format!(
+        "{} | {} {kinds:?} | {p50:.1} | {p99:.1} | {max:.1}",
+        run.len(),
+        failed.len()
+    )
+}
+
 /// How far past its deadline an infinite loop runs, and what 32 of them in
 /// one tenant do to another tenant's latency.
 async fn hostile() {
@@ -431,26 +473,7 @@ async fn hostile() {
     );
 
     // The quiet tenant's create-service latency, alone and beside the noise.
-    let quiet_latencies = |host: Host, count: usize| async move {
-        let (mut latencies, mut failed) = (Vec::new(), Vec::new());
-        for i in 0..count {
-            let started = Instant::now();
-            let input = json!({"name": format!("quiet-{i}-{}", uuid::Uuid::new_v4()), "duration_minutes": 30});
-            let report = host
-                .invoke(quiet, CREATE_SERVICE, &input.to_string())
-                .await
-                .unwrap();
-            match report.outcome {
-                InvocationOutcome::Ok { .. } => {
-                    latencies.push(started.elapsed().as_secs_f64() * 1000.0)
-                }
-                other => failed.push(other.kind()),
-            }
-        }
-        latencies.sort_by(f64::total_cmp);
-        (latencies, failed)
-    };
-    let alone = quiet_latencies(host.clone(), 100).await;
+    let alone = quiet_creates(&host, quiet, 100).await;
     // The noise, with the default per-tenant cap (64: above the 32 loops)
     // and with a cap of 8 (the other 24 loops are refused and retry).
     let mut rows = vec![("alone".to_owned(), alone)];
@@ -486,7 +509,7 @@ async fn hostile() {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let run = quiet_latencies(capped.clone(), 20).await;
+        let run = quiet_creates(&capped, quiet, 20).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for looper in loopers {
             looper.await.unwrap();
@@ -503,17 +526,7 @@ async fn hostile() {
     println!("| quiet tenant's create-service | succeeded | failed (outcomes) | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|");
     for (label, (run, failed)) in &rows {
-        let (p50, p99, max) = match run.len() {
-            0 => (f64::NAN, f64::NAN, f64::NAN),
-            n => (percentile(run, 0.5), percentile(run, 0.99), run[n - 1]),
-        };
-        let mut kinds = failed.clone();
-        kinds.dedup();
-        println!(
-            "| {label} | {} | {} {kinds:?} | {p50:.1} | {p99:.1} | {max:.1} |",
-            run.len(),
-            failed.len(),
-        );
+        println!("| {label} | {} |", latency_cells(run, failed));
     }
     println!();
 }
