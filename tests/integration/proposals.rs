@@ -88,21 +88,26 @@ async fn a_proposal_confirmed_books_exactly_once_and_the_audit_links_them() {
         ..AuditFilter::default()
     };
     let records = audit::search(&server.pool, &filter).await.unwrap();
-    let outcomes: Vec<(&str, String)> = records
+    let linked = [
+        proposed["invocation_id"].as_str().unwrap().to_owned(),
+        body["invocation_id"].as_str().unwrap().to_owned(),
+    ];
+    // A serialization failure against another test's transactions (SSI
+    // predicate locks are coarse under load) adds an invisible replay's
+    // record to either invocation: linked too, but not an outcome.
+    let (replays, outcomes): (Vec<_>, Vec<_>) = records
         .iter()
         .map(|r| (r.outcome.as_str(), r.invocation_id.to_string()))
-        .collect();
+        .partition(|(outcome, _)| *outcome == "replayed");
+    assert!(
+        replays.iter().all(|(_, id)| linked.contains(id)),
+        "{replays:?}"
+    );
     assert_eq!(
         outcomes,
         [
-            (
-                "dry_run",
-                proposed["invocation_id"].as_str().unwrap().to_owned()
-            ),
-            (
-                "committed",
-                body["invocation_id"].as_str().unwrap().to_owned()
-            ),
+            ("dry_run", linked[0].clone()),
+            ("committed", linked[1].clone()),
         ]
     );
 }
