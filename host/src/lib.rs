@@ -15,6 +15,7 @@ pub mod domain;
 pub mod invocations;
 pub mod mcp;
 pub mod runtime;
+pub mod schedule;
 pub mod service;
 
 pub use domain::{ExecutorName, TenantId};

@@ -91,8 +91,9 @@ function typeCheck(entries) {
         // The WIT imports, by the names ComponentizeJS links them under.
         paths: {
           "@bookhost/sdk": [join(sdk, "src", "index.ts")],
-          "bookhost:executor/context@0.1.0": [join(sdk, "generated", "interfaces", "bookhost-executor-context.d.ts")],
-          "bookhost:executor/transaction@0.1.0": [join(sdk, "generated", "interfaces", "bookhost-executor-transaction.d.ts")],
+          "bookhost:executor/availability@0.1.1": [join(sdk, "generated", "interfaces", "bookhost-executor-availability.d.ts")],
+          "bookhost:executor/context@0.1.1": [join(sdk, "generated", "interfaces", "bookhost-executor-context.d.ts")],
+          "bookhost:executor/transaction@0.1.1": [join(sdk, "generated", "interfaces", "bookhost-executor-transaction.d.ts")],
         },
       },
       files: entries,

@@ -13,6 +13,7 @@ mod openapi;
 mod problem;
 mod reads;
 mod routes;
+mod slots;
 mod state;
 mod tenants;
 

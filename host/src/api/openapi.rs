@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         super::invoke::confirm,
         super::reads::tools,
         super::reads::services,
+        super::slots::availability,
         super::reads::bookings,
         super::reads::booking_requests,
         super::reads::storefront,

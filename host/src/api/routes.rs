@@ -6,7 +6,7 @@ use axum::Router;
 
 use super::problem::ApiError;
 use super::state::AppState;
-use super::{audit, availability, executors, health, invoke, openapi, reads, tenants};
+use super::{audit, availability, executors, health, invoke, openapi, reads, slots, tenants};
 
 /// The service's routes, ready to serve (tests serve it on a free port).
 pub fn app(state: AppState) -> Router {
@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(audit::metrics))
         .route("/v1/tools", get(reads::tools))
         .route("/v1/services", get(reads::services))
+        .route("/v1/services/{id}/availability", get(slots::availability))
         .route("/v1/bookings", get(reads::bookings))
         .route("/v1/booking-requests", get(reads::booking_requests))
         .route("/v1/storefront", get(reads::storefront))

@@ -14,12 +14,17 @@ pub struct NewTenant {
     /// Unique among tenants, 1 to 200 characters.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// The business's IANA time zone (opening hours are read in it);
+    /// default `UTC`.
+    #[schema(example = "Europe/Paris")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct CreatedTenant {
     pub id: uuid::Uuid,
     pub name: String,
+    pub time_zone: String,
     /// Shown once; only its hash is stored.
     pub api_key: String,
 }
@@ -45,7 +50,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request("malformed-json", e.body_text()))?;
     let pool = state.host.pool();
-    let tenant = crate::db::create_tenant(pool, &body.name)
+    let zone = body.time_zone.as_deref().unwrap_or("UTC");
+    crate::schedule::time_zone(zone)
+        .map_err(|e| ApiError::bad_request("unknown-time-zone", e.0))?;
+    let tenant = crate::db::create_tenant_in(pool, &body.name, zone)
         .await
         .map_err(|e| {
             let detail = e.to_string();
@@ -64,6 +72,7 @@ pub async fn create(
         Json(CreatedTenant {
             id: tenant.0,
             name: body.name,
+            time_zone: zone.to_owned(),
             api_key,
         }),
     ))

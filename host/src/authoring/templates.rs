@@ -29,7 +29,7 @@ const PY_TEST: &str = include_str!("../../templates/python/tests/test_app.py");
 const PY_README: &str = include_str!("../../templates/python/README.md");
 const PY_GITIGNORE: &str = include_str!("../../templates/python/gitignore");
 
-const RUST_SDK: [(&str, &str); 7] = [
+const RUST_SDK: [(&str, &str); 8] = [
     ("lib.rs", include_str!("../../../plugins/sdk/src/lib.rs")),
     (
         "errors.rs",
@@ -41,6 +41,10 @@ const RUST_SDK: [(&str, &str); 7] = [
     ),
     ("row.rs", include_str!("../../../plugins/sdk/src/row.rs")),
     ("run.rs", include_str!("../../../plugins/sdk/src/run.rs")),
+    (
+        "slots.rs",
+        include_str!("../../../plugins/sdk/src/slots.rs"),
+    ),
     ("time.rs", include_str!("../../../plugins/sdk/src/time.rs")),
     (
         "values.rs",

@@ -113,6 +113,19 @@ pub fn query_detail(table: &str, conditions: &[Condition], limit: Option<u32>) -
     })
 }
 
+/// `availability`: `{"service_id": .., "from": .., "to": ..}` (no personal data).
+pub fn schedule_detail(
+    service: uuid::Uuid,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+) -> Box<RawValue> {
+    detail(&serde_json::json!({
+        "service_id": service,
+        "from": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "to": end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
 /// `insert`: `{"values": {...}}`.
 pub fn insert_detail(table: &str, values: &[Field]) -> Box<RawValue> {
     #[derive(serde::Serialize)]

@@ -11,6 +11,8 @@ pub use crate::db::executors::GrantDecision;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Capability {
     Lock,
+    /// Ask the host for free slots (a read of the tenant's schedule).
+    Availability,
     Query(&'static str),
     Insert(&'static str),
     Update(&'static str),
@@ -59,9 +61,12 @@ impl Capability {
         if text == "lock" {
             return Ok(Capability::Lock);
         }
-        let (operation, table) = text
-            .split_once(':')
-            .ok_or_else(|| format!("capability {text:?} is not `lock` or `<operation>:<table>`"))?;
+        if text == "availability" {
+            return Ok(Capability::Availability);
+        }
+        let (operation, table) = text.split_once(':').ok_or_else(|| {
+            format!("capability {text:?} is not `lock`, `availability` or `<operation>:<table>`")
+        })?;
         let table = catalog::table(table)
             .map(|t| t.name)
             .ok_or_else(|| format!("capability {text:?} names no table of the catalog"))?;
@@ -80,7 +85,7 @@ impl Capability {
 
     pub fn table(&self) -> Option<&'static str> {
         match self {
-            Capability::Lock => None,
+            Capability::Lock | Capability::Availability => None,
             Capability::Query(t)
             | Capability::Insert(t)
             | Capability::Update(t)
@@ -93,6 +98,7 @@ impl fmt::Display for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Capability::Lock => f.write_str("lock"),
+            Capability::Availability => f.write_str("availability"),
             Capability::Query(t) => write!(f, "query:{t}"),
             Capability::Insert(t) => write!(f, "insert:{t}"),
             Capability::Update(t) => write!(f, "update:{t}"),

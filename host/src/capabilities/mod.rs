@@ -3,6 +3,7 @@
 //! that tests drive directly on a real transaction, without wasm.
 
 pub mod audit;
+pub mod availability;
 pub mod context;
 mod error;
 pub mod grant;

@@ -29,9 +29,10 @@ pub struct Column {
 /// writers wait on each other in deadlock cycles (DESIGN.md, trap 2).
 #[derive(Debug)]
 pub struct ExclusionKey {
-    pub constraint: &'static str,
-    /// The constraint's equality column besides the tenant.
-    pub column: &'static str,
+    pub constraints: &'static [&'static str],
+    /// The constraints' equality columns besides the tenant (uuids: one
+    /// queue per value, whichever column names it).
+    pub columns: &'static [&'static str],
 }
 
 /// One exposed table. Every table also has a hidden `tenant_id` column that
@@ -105,6 +106,13 @@ pub static TABLES: &[Table] = &[
             col("name", Text),
             col("duration_minutes", Integer),
             generated("created_at", Timestamp),
+            col("buffer_before_minutes", Integer),
+            col("buffer_after_minutes", Integer),
+            col("capacity", Integer),
+            col("min_notice_minutes", Integer),
+            nullable("booking_window_days", Integer),
+            nullable("slot_increment_minutes", Integer),
+            col("requires_confirmation", Boolean),
         ],
         exclusion_key: None,
     },
@@ -118,10 +126,18 @@ pub static TABLES: &[Table] = &[
             col("ends_at", Timestamp),
             col("status", Text),
             generated("created_at", Timestamp),
+            nullable("resource_id", Uuid),
+            nullable("hold_id", Uuid),
+            generated("blocked_from", Timestamp),
+            generated("blocked_until", Timestamp),
         ],
         exclusion_key: Some(ExclusionKey {
-            constraint: "bookings_no_overlap",
-            column: "service_id",
+            constraints: &[
+                "bookings_no_overlap",
+                "bookings_one_session_at_a_time",
+                "bookings_resource_no_overlap",
+            ],
+            columns: &["service_id", "resource_id"],
         }),
     },
     Table {
@@ -143,6 +159,64 @@ pub static TABLES: &[Table] = &[
             col("slug", Text),
             col("config", Json),
             col("updated_at", Timestamp),
+        ],
+        exclusion_key: None,
+    },
+    Table {
+        name: "resources",
+        columns: &[
+            generated("id", Uuid),
+            col("name", Text),
+            col("kind", Text),
+            nullable("time_zone", Text),
+            generated("created_at", Timestamp),
+        ],
+        exclusion_key: None,
+    },
+    Table {
+        name: "service_resources",
+        columns: &[
+            generated("id", Uuid),
+            col("service_id", Uuid),
+            col("resource_id", Uuid),
+        ],
+        exclusion_key: None,
+    },
+    Table {
+        name: "opening_hours",
+        columns: &[
+            generated("id", Uuid),
+            nullable("service_id", Uuid),
+            nullable("resource_id", Uuid),
+            col("weekday", Integer),
+            col("opens_minute", Integer),
+            col("closes_minute", Integer),
+        ],
+        exclusion_key: None,
+    },
+    Table {
+        name: "hours_exceptions",
+        columns: &[
+            generated("id", Uuid),
+            nullable("service_id", Uuid),
+            nullable("resource_id", Uuid),
+            col("day", Text),
+            nullable("opens_minute", Integer),
+            nullable("closes_minute", Integer),
+        ],
+        exclusion_key: None,
+    },
+    Table {
+        name: "holds",
+        columns: &[
+            generated("id", Uuid),
+            col("service_id", Uuid),
+            nullable("resource_id", Uuid),
+            personal("customer", Text),
+            col("starts_at", Timestamp),
+            col("ends_at", Timestamp),
+            col("expires_at", Timestamp),
+            generated("created_at", Timestamp),
         ],
         exclusion_key: None,
     },

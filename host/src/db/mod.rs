@@ -15,6 +15,7 @@ pub mod locks;
 pub mod proposals;
 pub mod reads;
 pub mod retry;
+pub mod schedule;
 pub mod sql;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -185,18 +186,60 @@ pub async fn begin_as_tenant(
         .await?)
 }
 
+/// Set the tenant's time zone (an IANA name the host's zone database knows;
+/// PostgreSQL's own check is the last wall).
+pub async fn set_tenant_time_zone(
+    pool: &PgPool,
+    tenant: TenantId,
+    zone: &str,
+) -> anyhow::Result<()> {
+    crate::schedule::time_zone(zone)?;
+    let done = sqlx::query("UPDATE tenants SET time_zone = $2 WHERE id = $1")
+        .bind(tenant.0)
+        .bind(zone)
+        .execute(pool)
+        .await
+        .map_err(|e| match errors::constraint_name(&e) {
+            Some("tenants_time_zone_known") => {
+                anyhow::anyhow!("unknown time zone {zone:?}: the database does not know it")
+            }
+            _ => anyhow::anyhow!("setting the time zone failed: {e}"),
+        })?;
+    anyhow::ensure!(done.rows_affected() == 1, "no tenant {tenant}");
+    Ok(())
+}
+
 /// Create a tenant named `name` and return its id.
 pub async fn create_tenant(pool: &PgPool, name: &str) -> anyhow::Result<TenantId> {
+    // The column's default (UTC), without naming it: this also runs on
+    // databases migrated before time zones (the audit's upgrade test).
     let id: uuid::Uuid = sqlx::query_scalar("INSERT INTO tenants (name) VALUES ($1) RETURNING id")
         .bind(name)
         .fetch_one(pool)
         .await
-        .map_err(|e| match errors::constraint_name(&e) {
-            Some("tenants_name_key") => anyhow::anyhow!("a tenant named {name:?} already exists"),
-            Some(_) => anyhow::anyhow!("tenant name {name:?} is invalid (1 to 200 characters)"),
-            None => anyhow::anyhow!("creating tenant {name:?} failed: {e}"),
-        })?;
+        .map_err(|e| tenant_error(e, name, "UTC"))?;
     Ok(TenantId(id))
+}
+
+/// Create a tenant named `name` whose business runs in time zone `zone`.
+pub async fn create_tenant_in(pool: &PgPool, name: &str, zone: &str) -> anyhow::Result<TenantId> {
+    let id: uuid::Uuid =
+        sqlx::query_scalar("INSERT INTO tenants (name, time_zone) VALUES ($1, $2) RETURNING id")
+            .bind(name)
+            .bind(zone)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| tenant_error(e, name, zone))?;
+    Ok(TenantId(id))
+}
+
+fn tenant_error(e: sqlx::Error, name: &str, zone: &str) -> anyhow::Error {
+    match errors::constraint_name(&e) {
+        Some("tenants_name_key") => anyhow::anyhow!("a tenant named {name:?} already exists"),
+        Some("tenants_time_zone_known") => anyhow::anyhow!("unknown time zone {zone:?}"),
+        Some(_) => anyhow::anyhow!("tenant name {name:?} is invalid (1 to 200 characters)"),
+        None => anyhow::anyhow!("creating tenant {name:?} failed: {e}"),
+    }
 }
 
 /// Whether a tenant with this id exists.

@@ -69,7 +69,8 @@ pub async fn bookings(
     rows(
         pool,
         tenant,
-        "SELECT coalesce(jsonb_agg(to_jsonb(b) - 'tenant_id' ORDER BY b.starts_at, b.id), '[]') FROM bookings b \
+        "SELECT coalesce(jsonb_agg(to_jsonb(b) - 'tenant_id' - 'single_seat' - 'session_key' \
+             ORDER BY b.starts_at, b.id), '[]') FROM bookings b \
          WHERE b.tenant_id = $1 AND ($2::uuid IS NULL OR b.service_id = $2) \
            AND ($3::timestamptz IS NULL OR b.ends_at > $3) AND ($4::timestamptz IS NULL OR b.starts_at < $4)",
         |q| q.bind(tenant.0).bind(service).bind(from).bind(to),
@@ -99,4 +100,33 @@ pub async fn storefront(pool: &PgPool, tenant: TenantId) -> anyhow::Result<Value
         |q| q.bind(tenant.0),
     )
     .await
+}
+
+/// What the slots of `service` starting in `[start, end)` are computed from
+/// (None: the tenant has no such service), read in one read-only
+/// transaction as the tenant; holds judged live at `now`.
+pub async fn schedule(
+    pool: &PgPool,
+    tenant: TenantId,
+    service: uuid::Uuid,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<crate::schedule::Rules>> {
+    let json: Option<Value> = super::retry::retrying(|| async {
+        let mut tx = pool
+            .begin_with(format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}",
+                super::set_tenant_sql(tenant)
+            ))
+            .await?;
+        let (sql, values) = super::schedule::rules_statement(tenant, service, start, end, now);
+        let json: Option<Value> = sqlx::query_scalar_with(&sql, values)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(json)
+    })
+    .await?;
+    Ok(json.map(serde_json::from_value).transpose()?)
 }

@@ -260,19 +260,19 @@ pub fn select(
     Ok(query.build_sqlx(PostgresQueryBuilder))
 }
 
-/// `SELECT DISTINCT <key column> ...` of the rows an update would touch, so
-/// the host can queue on their exclusion keys before writing.
+/// `SELECT DISTINCT <key columns> ...` of the rows an update would touch,
+/// so the host can queue on their exclusion keys before writing.
 pub fn select_exclusion_keys(
     table: &'static Table,
-    key_column: &'static str,
+    key_columns: &'static [&'static str],
     scope: Option<TenantId>,
     conditions: &[Condition],
 ) -> Result<Statement, CallError> {
     let mut query = Query::select();
-    query
-        .distinct()
-        .column(ident(key_column))
-        .from(ident(table.name));
+    query.distinct().from(ident(table.name));
+    for column in key_columns {
+        query.column(ident(column));
+    }
     for expr in filters(table, scope, conditions)? {
         query.and_where(expr);
     }

@@ -13,8 +13,9 @@ use wasmtime::Store;
 
 use super::engine::ExecutorEngine;
 use super::state::InvocationState;
-use crate::bindings::bookhost::executor::{context, transaction};
+use crate::bindings::bookhost::executor::{availability, context, transaction};
 use crate::bindings::{ExecutorPre, Manifest};
+use crate::capabilities::availability::{Availability, AvailabilityData};
 use crate::capabilities::context::InvocationContext;
 use crate::capabilities::transaction::{InvocationTransaction, LockPlan, TransactionSettings};
 use crate::{ExecutorName, TenantId};
@@ -141,6 +142,14 @@ impl ExecutorRegistry {
         transaction::add_to_linker::<_, HasSelf<InvocationTransaction>>(
             &mut linker,
             |s: &mut InvocationState| &mut s.transaction,
+        )
+        .map_err(anyhow::Error::from)?;
+        availability::add_to_linker::<_, AvailabilityData>(
+            &mut linker,
+            |s: &mut InvocationState| Availability {
+                now: s.context.now_micros,
+                transaction: &mut s.transaction,
+            },
         )
         .map_err(anyhow::Error::from)?;
         Ok(Self {

@@ -11,9 +11,11 @@
 //     async execute(input) { ... return { ok: true }; },
 //   });
 
-import * as context from "bookhost:executor/context@0.1.0";
-import * as transaction from "bookhost:executor/transaction@0.1.0";
+import * as availability from "bookhost:executor/availability@0.1.1";
+import * as context from "bookhost:executor/context@0.1.1";
+import * as transaction from "bookhost:executor/transaction@0.1.1";
 import type * as wit from "../generated/interfaces/bookhost-executor-types.js";
+import type * as witSlots from "../generated/interfaces/bookhost-executor-availability.js";
 
 export type Value = wit.Value;
 export type Field = wit.Field;
@@ -204,6 +206,48 @@ function fields(values: Field[] | Record<string, Value>): Field[] {
   return Array.isArray(values) ? values : Object.entries(values).map(([column, value]) => ({ column, value }));
 }
 
+// ------------------------------------------------------------ availability
+
+export type Slot = witSlots.Slot;
+export type SlotRefusal = witSlots.Refusal;
+
+/** What `slots.check` asks besides the service and the start. */
+export interface Ask {
+  resourceId?: string;
+  holdId?: string;
+  movingBookingId?: string;
+}
+
+/** The host's availability, computed inside this invocation's transaction:
+ * a start checked here and then booked is one serializable decision. */
+export const slots = {
+  /** The slot at `start`, or why it cannot be booked. */
+  check(serviceId: string, start: bigint, ask: Ask = {}): { ok: true; slot: Slot } | { ok: false; refusal: SlotRefusal } {
+    const verdict = call(() => availability.check({ serviceId, startsAt: start, ...ask }));
+    return verdict.tag === "ok" ? { ok: true, slot: verdict.val } : { ok: false, refusal: verdict.val };
+  },
+
+  /** The bookable slots starting in `[from, to)`, earliest first. */
+  free(serviceId: string, from: bigint, to: bigint): Slot[] {
+    return call(() => availability.freeSlots(serviceId, from, to));
+  },
+
+  /** A refusal's kind as errors name it (`outside-hours` -> `outside_hours`). */
+  code(refusal: SlotRefusal): string {
+    return refusal.kind.replaceAll("-", "_");
+  },
+
+  /** A slot as JSON, times in RFC 3339. */
+  toJson(slot: Slot): Json {
+    return {
+      starts_at: time.format(slot.startsAt),
+      ends_at: time.format(slot.endsAt),
+      seats_left: slot.seatsLeft,
+      resources: slot.resources,
+    };
+  },
+};
+
 // ------------------------------------------------------------------ rows
 
 /** The value of `column` in `row`. */
@@ -224,6 +268,10 @@ export const read = {
   uuid(row: Row, column: string): string {
     const v = get(row, column);
     return v?.tag === "uuid" ? v.val : unexpected(column, "uuid", v);
+  },
+  boolean(row: Row, column: string): boolean {
+    const v = get(row, column);
+    return v?.tag === "boolean" ? v.val : unexpected(column, "boolean", v);
   },
   integer(row: Row, column: string): number {
     const v = get(row, column);

@@ -105,6 +105,31 @@ impl Input {
         }
     }
 
+    /// An optional UUID; absent and null both mean "none".
+    pub fn opt_uuid(&self, key: &str) -> Result<Option<String>, Json> {
+        match self.members.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(_) => self.uuid(key).map(Some),
+        }
+    }
+
+    /// An optional integer within `range`; absent and null both mean "none".
+    pub fn opt_int(&self, key: &str, range: RangeInclusive<i64>) -> Result<Option<i64>, Json> {
+        match self.members.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(_) => self.int(key, range).map(Some),
+        }
+    }
+
+    /// An optional boolean; absent and null both mean "none".
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, Json> {
+        match self.members.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(invalid_input(format!("{key:?} must be true or false"))),
+        }
+    }
+
     /// A required JSON object.
     pub fn object(&self, key: &str) -> Result<&Map<String, Json>, Json> {
         match self.required(key)? {

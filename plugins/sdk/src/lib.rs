@@ -40,6 +40,7 @@ mod errors;
 mod input;
 mod row;
 mod run;
+pub mod slots;
 pub mod time;
 mod values;
 
@@ -47,7 +48,7 @@ pub use bindings::bookhost::executor::types::{
     Condition, ConflictInfo, Error as DbError, Field, LogLevel, Manifest, Operator, OrderBy, Row,
     Value,
 };
-pub use bindings::bookhost::executor::{context, transaction};
+pub use bindings::bookhost::executor::{availability, context, transaction};
 pub use bindings::{export, Guest};
 
 pub use errors::{error, error_with, invalid_input};

@@ -26,6 +26,21 @@ pub trait RowExt {
         }
     }
 
+    fn boolean(&self, column: &str) -> Result<bool, Json> {
+        match self.get(column) {
+            Some(Value::Boolean(b)) => Ok(*b),
+            other => Err(unexpected(column, "boolean", other)),
+        }
+    }
+
+    /// A nullable UUID column.
+    fn opt_uuid(&self, column: &str) -> Result<Option<&str>, Json> {
+        match self.get(column) {
+            Some(Value::Null) => Ok(None),
+            _ => self.uuid(column).map(Some),
+        }
+    }
+
     fn uuid(&self, column: &str) -> Result<&str, Json> {
         match self.get(column) {
             Some(Value::Uuid(s)) => Ok(s),

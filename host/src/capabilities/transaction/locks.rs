@@ -150,7 +150,10 @@ pub fn exclusion_keys_of(
 ) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     if let (Some(key), true) = (&table.exclusion_key, settings.queue_exclusion_writers) {
-        for field in fields.iter().filter(|f| f.column == key.column) {
+        for field in fields
+            .iter()
+            .filter(|f| key.columns.contains(&f.column.as_str()))
+        {
             if let Value::Uuid(id) = &field.value {
                 keys.insert(id.clone());
             }

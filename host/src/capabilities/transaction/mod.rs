@@ -8,6 +8,7 @@ mod host;
 mod locks;
 mod session;
 mod settings;
+mod targets;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,17 +18,20 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::Postgres;
 
-use self::budget::{Budget, RowCharge};
+use self::budget::Budget;
 use self::capture::WriteCapture;
 use self::locks::Locks;
 use self::session::{CommitFailed, Session, Write, Written};
+use self::targets::{CatalogTable, LockTarget, ScheduleTarget, TableTarget, Target};
 use super::audit::{self, AuditCall, CallRecorder, EndedCall};
-use super::grant::{Capability, Grant, Operation};
+use super::grant::{Grant, Operation};
 use super::{CapabilityError, Doom};
 use crate::bindings::{CallError, Condition, Field, OrderBy, Row};
 use crate::db::catalog::Table;
 use crate::db::errors::{classify, is_connectivity, sqlstate, DbFailure, RetryReason};
+use crate::db::schedule;
 use crate::db::sql::{self, Statement};
+use crate::schedule::Rules;
 use crate::TenantId;
 
 pub use self::capture::{same_writes, WriteRecord};
@@ -53,77 +57,6 @@ pub struct InvocationTransaction {
     grant: Option<Arc<Grant>>,
     /// Why the attempt was abandoned, once it is: every later call fails so.
     doom: Option<Doom>,
-}
-
-/// What a call asks to touch, resolved against the lock rules or the
-/// catalog before the grant is asked.
-trait Target: Copy {
-    /// What the call's body works on once resolved.
-    type Resolved;
-    /// The capability's name in the audit.
-    fn name(self) -> &'static str;
-    /// The table named, as given (audited even when it does not resolve).
-    fn table(&self) -> Option<&str>;
-    fn resolve(self) -> Result<(Capability, Self::Resolved), CapabilityError>;
-    /// How a successful call's rows count against the budgets.
-    fn charge(self, rows: u64) -> Option<RowCharge>;
-}
-
-#[derive(Clone, Copy)]
-struct LockTarget<'a>(&'a str);
-
-impl Target for LockTarget<'_> {
-    type Resolved = ();
-
-    fn name(self) -> &'static str {
-        "lock"
-    }
-
-    fn table(&self) -> Option<&str> {
-        None
-    }
-
-    fn resolve(self) -> Result<(Capability, ()), CapabilityError> {
-        locks::check_key(self.0)?;
-        Ok((Capability::Lock, ()))
-    }
-
-    fn charge(self, _rows: u64) -> Option<RowCharge> {
-        None
-    }
-}
-
-#[derive(Clone, Copy)]
-struct TableTarget<'a>(Operation, &'a str);
-
-/// A table of the catalog. (A type without lifetime parameters: a bare
-/// `&'static Table` among the call bodies' arguments trips rustc's
-/// higher-ranked Send check of the generated host traits.)
-#[derive(Clone, Copy)]
-struct CatalogTable(&'static Table);
-
-impl Target for TableTarget<'_> {
-    type Resolved = CatalogTable;
-
-    fn name(self) -> &'static str {
-        self.0.name()
-    }
-
-    fn table(&self) -> Option<&str> {
-        Some(self.1)
-    }
-
-    fn resolve(self) -> Result<(Capability, CatalogTable), CapabilityError> {
-        let table = sql::resolve_table(self.1)?;
-        Ok((self.0.on(table.name), CatalogTable(table)))
-    }
-
-    fn charge(self, rows: u64) -> Option<RowCharge> {
-        Some(match self.0 {
-            Operation::Query => RowCharge::Read(rows),
-            _ => RowCharge::Written(rows),
-        })
-    }
 }
 
 impl InvocationTransaction {
@@ -301,6 +234,38 @@ impl InvocationTransaction {
         .await
     }
 
+    /// `availability`: what the slots of `service` starting in `[start,
+    /// end)` are computed from, read inside this transaction (None: the
+    /// tenant has no such service). Audited as one call.
+    pub async fn schedule(
+        &mut self,
+        service: uuid::Uuid,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Rules>, CapabilityError> {
+        let detail = || audit::schedule_detail(service, start, end);
+        let rows = |rules: &Option<Rules>| {
+            rules
+                .as_ref()
+                .map_or(0, |r| (r.bookings.len() + r.holds.len() + 1) as u64)
+        };
+        self.call(ScheduleTarget, detail, rows, async |tx: &mut Self, ()| {
+            let statement = schedule::rules_statement(tx.tenant, service, start, end, now);
+            tx.session.begin().await?;
+            let rows = tx.session.fetch_all(statement).await?;
+            let json: Option<serde_json::Value> = match rows.first() {
+                Some(row) => sqlx::Row::try_get(row, 0)
+                    .map_err(|e| Doom::Fatal(format!("reading the schedule: {e}")))?,
+                None => None,
+            };
+            json.map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| Doom::Fatal(format!("decoding the schedule: {e}")).into())
+        })
+        .await
+    }
+
     /// `insert`: one row, returned as stored.
     pub async fn insert(&mut self, table: &str, values: &[Field]) -> Result<Row, CapabilityError> {
         let target = TableTarget(Operation::Insert, table);
@@ -411,7 +376,7 @@ impl InvocationTransaction {
         if let (Some(key), true) = (&table.exclusion_key, self.settings.queue_exclusion_writers) {
             key_lookup = Some(sql::select_exclusion_keys(
                 table,
-                key.column,
+                key.columns,
                 self.scope(),
                 conditions,
             )?);
@@ -427,9 +392,11 @@ impl InvocationTransaction {
         let mut keys = locks::exclusion_keys_of(table, changes, &self.settings);
         if let Some(lookup) = key_lookup {
             for row in self.session.fetch_all(lookup).await? {
-                let id: uuid::Uuid = sqlx::Row::try_get(&row, 0)
-                    .map_err(|e| Doom::Fatal(format!("reading exclusion keys: {e}")))?;
-                keys.insert(id.to_string());
+                for index in 0..sqlx::Row::len(&row) {
+                    let id: Option<uuid::Uuid> = sqlx::Row::try_get(&row, index)
+                        .map_err(|e| Doom::Fatal(format!("reading exclusion keys: {e}")))?;
+                    keys.extend(id.map(|id| id.to_string()));
+                }
             }
         }
         self.write_count(table, keys, statement, "update").await

@@ -2,6 +2,8 @@
 //! serve HTTP with graceful shutdown, and the one-command development setup.
 //! It knows nothing of the command line.
 
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -298,33 +300,7 @@ pub async fn run_dev(settings: DevSettings) -> anyhow::Result<()> {
     let tenant = demo_tenant(&pool).await?;
     let executors = upload_dir(&state, tenant, &settings.executors_dir).await?;
     let key = crate::db::keys::issue(&pool, tenant).await?;
-    let service: Option<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM services WHERE tenant_id = $1 ORDER BY created_at LIMIT 1",
-    )
-    .bind(tenant.0)
-    .fetch_optional(&mut *crate::db::begin_as_tenant(&pool, tenant).await?)
-    .await?;
-    let service = match service {
-        Some(id) => id.to_string(),
-        None => {
-            let report = state
-                .host
-                .invoke(
-                    tenant,
-                    "create-service",
-                    r#"{"name": "Haircut", "duration_minutes": 30}"#,
-                )
-                .await?;
-            match report.outcome {
-                crate::InvocationOutcome::Ok { output } => output["service"]["id"]
-                    .as_str()
-                    .context("create-service answered without an id")?
-                    .to_owned(),
-                other => anyhow::bail!("creating the demo service failed: {other:?}"),
-            }
-        }
-    };
-    let start = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT10:00:00Z");
+    let demo = demo::demo_business(&state.host, tenant).await?;
     let application = Application::with_state(state, settings.listen).await?;
     let base = format!("http://{}", application.local_addr()?);
     println!("bookhost dev");
@@ -335,9 +311,77 @@ pub async fn run_dev(settings: DevSettings) -> anyhow::Result<()> {
     println!("  operator key:   {operator_key}");
     println!("  API:            {base} (OpenAPI at {base}/openapi.json)");
     println!();
-    println!("Book a slot:");
+    let auth = format!("-H 'Authorization: Bearer {key}'");
+    let invoke = |executor: &str, body: String| {
+        format!(
+            "  curl -s -X POST {base}/v1/executors/{executor}/invoke \\\n    {auth} -H 'Content-Type: application/json' \\\n    -d '{body}'"
+        )
+    };
     println!(
-        "  curl -s -X POST {base}/v1/executors/create-booking/invoke \\\n    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -d '{{\"service_id\": \"{service}\", \"customer\": \"Ada\", \"start\": \"{start}\"}}'"
+        "The demo business ({}): Haircut (Ana or Ben), Yoga class (8 seats, Studio), Massage (confirmed by the salon)",
+        demo::TIME_ZONE
+    );
+    println!("Free haircut slots tomorrow (or the next weekday):");
+    println!(
+        "  curl -s '{base}/v1/services/{}/availability?from={}&to={}' {auth}",
+        demo.haircut,
+        demo.start,
+        demo.later.replace("T11:", "T18:")
+    );
+    println!("Hold a slot for ten minutes:");
+    println!(
+        "{}",
+        invoke(
+            "hold-slot",
+            format!(
+                r#"{{"service_id": "{}", "customer": "Ada", "start": "{}"}}"#,
+                demo.haircut, demo.start
+            )
+        )
+    );
+    println!("Book it with the hold's id:");
+    println!(
+        "{}",
+        invoke(
+            "create-booking",
+            format!(
+                r#"{{"service_id": "{}", "customer": "Ada", "start": "{}", "hold_id": "HOLD_ID"}}"#,
+                demo.haircut, demo.start
+            )
+        )
+    );
+    println!("Move it an hour later:");
+    println!(
+        "{}",
+        invoke(
+            "reschedule-booking",
+            format!(
+                r#"{{"booking_id": "BOOKING_ID", "start": "{}"}}"#,
+                demo.later
+            )
+        )
+    );
+    println!("Take a seat in the yoga class:");
+    println!(
+        "{}",
+        invoke(
+            "create-booking",
+            format!(
+                r#"{{"service_id": "{}", "customer": "Bea", "start": "{}"}}"#,
+                demo.yoga, demo.class_start
+            )
+        )
+    );
+    println!("Ask for a massage (pending until confirm-booking):");
+    println!(
+        "{}",
+        invoke(
+            "create-booking",
+            format!(
+                r#"{{"service_id": "{}", "customer": "Cy", "start": "{}"}}"#,
+                demo.massage, demo.later
+            )
+        )
     );
     println!("The agent's tools:");
     println!("  curl -s {base}/v1/tools -H 'Authorization: Bearer {key}'");
