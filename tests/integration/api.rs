@@ -182,8 +182,37 @@ async fn tenants_and_keys_are_the_operators_alone() {
         .post_json(operator, "/v1/tenants", &json!({"name": name}))
         .await
         .expect(201);
-    assert_eq!(keys(&created), ["api_key", "id", "name"]);
+    assert_eq!(keys(&created), ["api_key", "id", "name", "time_zone"]);
     assert_eq!(created["name"], name);
+    assert_eq!(created["time_zone"], "UTC");
+    // A business's time zone: an IANA name, or a typed 400 and no tenant.
+    let zoned = server
+        .post_json(
+            operator,
+            "/v1/tenants",
+            &json!({"name": format!("{name}-paris"), "time_zone": "Europe/Paris"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(zoned["time_zone"], "Europe/Paris");
+    let mars = server
+        .post_json(
+            operator,
+            "/v1/tenants",
+            &json!({"name": format!("{name}-mars"), "time_zone": "Mars/Olympus"}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(
+        mars["type"], "urn:bookhost:problem:unknown-time-zone",
+        "{mars}"
+    );
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE name = $1")
+        .bind(format!("{name}-mars"))
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
     assert!(is_uuid(&created["id"]), "{created}");
     let key = created["api_key"].as_str().unwrap().to_owned();
     assert!(!key.is_empty() && key != server.operator_key);
@@ -1005,7 +1034,19 @@ async fn read_endpoints_list_the_tenants_rows() {
     assert_eq!(listed.len(), 1, "{services}");
     assert_eq!(
         keys(&listed[0]),
-        ["created_at", "duration_minutes", "id", "name"]
+        [
+            "booking_window_days",
+            "buffer_after_minutes",
+            "buffer_before_minutes",
+            "capacity",
+            "created_at",
+            "duration_minutes",
+            "id",
+            "min_notice_minutes",
+            "name",
+            "requires_confirmation",
+            "slot_increment_minutes"
+        ]
     );
     assert_eq!(
         (
@@ -1062,10 +1103,14 @@ async fn read_endpoints_list_the_tenants_rows() {
     assert_eq!(
         keys(booking),
         [
+            "blocked_from",
+            "blocked_until",
             "created_at",
             "customer",
             "ends_at",
+            "hold_id",
             "id",
+            "resource_id",
             "service_id",
             "starts_at",
             "status"
@@ -1192,4 +1237,72 @@ async fn a_tenant_cannot_see_or_use_another_tenants_executors() {
         .expect(200);
     assert_eq!(owners["services"].as_array().unwrap().len(), 1);
     assert_eq!(services_named(&server, &stranger, "stolen").await, 0);
+}
+
+/// The availability endpoint: slots as find-slots computes them, typed 400s
+/// for a bad range, 404 for another tenant's service, 401 without a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_lists_free_slots_and_refuses_bad_ranges() {
+    let server = server().await;
+    let tenant = server.tenant_with(&[CREATE_SERVICE, CREATE_BOOKING]).await;
+    let other = server.tenant_with(&[CREATE_SERVICE]).await;
+    let key = Some(tenant.key.as_str());
+    let service = create_service(&server, &tenant, "Haircut").await;
+    let path =
+        |from: &str, to: &str| format!("/v1/services/{service}/availability?from={from}&to={to}");
+    let day = server
+        .get(key, &path("2031-03-03T00:00:00Z", "2031-03-04T00:00:00Z"))
+        .await
+        .expect(200);
+    assert_eq!(day["time_zone"], "UTC");
+    let slots = day["slots"].as_array().unwrap();
+    assert!(!slots.is_empty(), "{day}");
+    assert_eq!(slots[0]["starts_at"], "2031-03-03T00:00:00Z");
+    // A booking takes its slot out of the list.
+    let first = slots[0]["starts_at"].as_str().unwrap().to_owned();
+    server
+        .invoke_raw(
+            &tenant.key,
+            CREATE_BOOKING,
+            "",
+            &json!({"service_id": service, "customer": "Ada", "start": first}).to_string(),
+            None,
+        )
+        .await
+        .expect(200);
+    let after = server
+        .get(key, &path("2031-03-03T00:00:00Z", "2031-03-04T00:00:00Z"))
+        .await
+        .expect(200);
+    assert_eq!(after["slots"].as_array().unwrap().len(), slots.len() - 1);
+    assert_ne!(after["slots"][0]["starts_at"], first.as_str());
+
+    let wide = server
+        .get(key, &path("2031-03-03T00:00:00Z", "2031-06-04T00:00:00Z"))
+        .await
+        .expect(400);
+    assert_eq!(
+        wide["type"], "urn:bookhost:problem:invalid-parameter",
+        "{wide}"
+    );
+    let backwards = server
+        .get(key, &path("2031-03-04T00:00:00Z", "2031-03-03T00:00:00Z"))
+        .await
+        .expect(400);
+    assert!(backwards["detail"].as_str().unwrap().contains("after"));
+    server
+        .get(key, &path("yesterday", "2031-03-03T00:00:00Z"))
+        .await
+        .expect(400);
+    server
+        .get(
+            Some(other.key.as_str()),
+            &path("2031-03-03T00:00:00Z", "2031-03-04T00:00:00Z"),
+        )
+        .await
+        .expect(404);
+    server
+        .get(None, &path("2031-03-03T00:00:00Z", "2031-03-04T00:00:00Z"))
+        .await
+        .expect(401);
 }

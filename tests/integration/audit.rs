@@ -545,8 +545,11 @@ async fn metrics_show_replays_and_lock_waits_after_a_hot_slot() {
     hot_slot(CREATE_BOOKING_LOCKED, 1).await;
     // Whether a naive round replays depends on timing (a loser may instead
     // meet the exclusion constraint and answer at once); a few rounds do.
+    // The TypeScript port checks with its own query (the Rust executor asks
+    // the host's availability, whose losers rarely replay: they meet the
+    // constraint).
     for day in 2..12 {
-        let reports = hot_slot(CREATE_BOOKING, day).await;
+        let reports = hot_slot(CREATE_BOOKING_TS, day).await;
         if reports.iter().any(|r| r.attempts > 1) {
             break;
         }
@@ -567,11 +570,11 @@ async fn metrics_show_replays_and_lock_waits_after_a_hot_slot() {
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
             .sum()
     };
-    let replays = value("bookhost_replays_total{executor=\"create-booking\"");
+    let replays = value("bookhost_replays_total{executor=\"create-booking-ts\"");
     let waits = value("bookhost_lock_wait_seconds_count{capability=\"lock\"");
     let oks =
         value("bookhost_invocations_total{executor=\"create-booking-locked\",outcome=\"ok\"}");
-    println!("metrics after two hot slots: create-booking replays {replays}, lock waits recorded {waits}");
+    println!("metrics after two hot slots: create-booking-ts replays {replays}, lock waits recorded {waits}");
     assert!(
         replays > 0.0,
         "naive executors on a hot slot replay:\n{text}"
@@ -621,7 +624,7 @@ async fn the_operators_policy_decides_grants_and_approval_unlocks_them() {
         .unwrap();
     assert_eq!(
         uploaded["grant"],
-        json!({"requested": ["lock", "query:bookings", "query:services", "insert:bookings"],
+        json!({"requested": ["lock", "availability", "query:services", "insert:bookings"],
                "granted": [], "denied": ["lock"], "status": "pending-approval"})
     );
 
@@ -652,7 +655,7 @@ async fn the_operators_policy_decides_grants_and_approval_unlocks_them() {
         .unwrap();
     assert_eq!(
         approved["granted"],
-        json!(["query:bookings", "query:services", "insert:bookings"])
+        json!(["availability", "query:services", "insert:bookings"])
     );
     assert_eq!(approved["status"], "granted");
     let grants: serde_json::Value = http

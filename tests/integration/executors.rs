@@ -38,7 +38,7 @@ async fn rows(table: &str, tenant: TenantId) -> i64 {
 
 #[test]
 fn every_executor_has_a_constant() {
-    assert_eq!(ALL.len(), 16, "{ALL:?}");
+    assert_eq!(ALL.len(), 29, "{ALL:?}");
     for name in ALL {
         registered(name);
     }
@@ -314,8 +314,15 @@ fn every_component_imports_only_bookhost_interfaces() {
         let path = components_dir().join(format!("{name}.wasm"));
         let bytes = std::fs::read(&path).unwrap();
         let imports = component_imports(&bytes).unwrap();
+        // Built from the current contract, but for the fixture built from
+        // the previous one.
+        let version = if *name == FIXTURE_WIT_PREVIOUS {
+            "0.1.0"
+        } else {
+            "0.1.1"
+        };
         assert!(
-            imports.contains(&"bookhost:executor/transaction@0.1.0".to_string()),
+            imports.iter().any(|i| i.ends_with(&format!("@{version}"))),
             "{name}: {imports:?}"
         );
         assert_eq!(
@@ -336,4 +343,222 @@ fn every_component_imports_only_bookhost_interfaces() {
         foreign_imports(&wasi).unwrap(),
         vec!["wasi:cli/environment@0.2.3".to_string()]
     );
+}
+
+/// A booking of a fresh 30-minute service for Ada, and its id.
+async fn booked(host: &bookhost::Host, tenant: TenantId, start: &str) -> (String, String) {
+    let service = bookhost_tests::create_service(host, tenant, "Haircut", 30).await;
+    let input = json!({"service_id": service, "customer": "Ada", "start": start});
+    let report = invoke(host, tenant, CREATE_BOOKING, input).await;
+    let id = ok_output(&report)["booking"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (service, id)
+}
+
+async fn status_of(booking: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM bookings WHERE id = $1::uuid")
+        .bind(booking)
+        .fetch_one(&owner())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn hold_slot() {
+    registered(HOLD_SLOT);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let service = bookhost_tests::create_service(&host, tenant, "Haircut", 30).await;
+    let input = json!({"service_id": service, "customer": "Ada", "start": "2031-03-03T10:00:00Z", "minutes": 5});
+    let report = invoke(&host, tenant, HOLD_SLOT, input).await;
+    assert_eq!(ok_output(&report)["hold"]["customer"], "Ada");
+    assert_eq!(rows("holds", tenant).await, 1);
+}
+
+#[tokio::test]
+async fn confirm_booking() {
+    registered(CONFIRM_BOOKING);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let (_, id) = booked(&host, tenant, "2031-03-03T10:00:00Z").await;
+    sqlx::query("UPDATE bookings SET status = 'pending' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&owner())
+        .await
+        .unwrap();
+    let report = invoke(&host, tenant, CONFIRM_BOOKING, json!({"booking_id": id})).await;
+    assert_eq!(ok_output(&report)["booking"]["status"], "confirmed");
+    assert_eq!(status_of(&id).await, "confirmed");
+}
+
+#[tokio::test]
+async fn cancel_booking() {
+    registered(CANCEL_BOOKING);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let (_, id) = booked(&host, tenant, "2031-03-03T10:00:00Z").await;
+    let report = invoke(&host, tenant, CANCEL_BOOKING, json!({"booking_id": id})).await;
+    assert_eq!(ok_output(&report)["booking"]["status"], "cancelled");
+    assert_eq!(status_of(&id).await, "cancelled");
+}
+
+#[tokio::test]
+async fn reschedule_booking() {
+    registered(RESCHEDULE_BOOKING);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let (_, id) = booked(&host, tenant, "2031-03-03T10:00:00Z").await;
+    let input = json!({"booking_id": id, "start": "2031-03-03T10:15:00Z"});
+    let report = invoke(&host, tenant, RESCHEDULE_BOOKING, input).await;
+    let output = ok_output(&report);
+    assert_eq!(output["booking"]["starts_at"], "2031-03-03T10:15:00Z");
+    assert_eq!(output["previous"]["starts_at"], "2031-03-03T10:00:00Z");
+    assert_eq!(rows("bookings", tenant).await, 1);
+}
+
+#[tokio::test]
+async fn set_opening_hours() {
+    registered(SET_OPENING_HOURS);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let input = json!({
+        "weekly": [{"weekday": 1, "opens": "09:00", "closes": "12:00"},
+                   {"weekday": 1, "opens": "13:00", "closes": "17:00"}],
+        "exceptions": [{"day": "2031-12-25", "closed": true}]
+    });
+    let report = invoke(&host, tenant, SET_OPENING_HOURS, input).await;
+    assert_eq!(ok_output(&report), &json!({"weekly": 2, "exceptions": 1}));
+    assert_eq!(rows("opening_hours", tenant).await, 2);
+    assert_eq!(rows("hours_exceptions", tenant).await, 1);
+}
+
+#[tokio::test]
+async fn update_service() {
+    registered(UPDATE_SERVICE);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let service = bookhost_tests::create_service(&host, tenant, "Yoga", 60).await;
+    let input = json!({"service_id": service, "capacity": 8, "buffer_after_minutes": 15});
+    let report = invoke(&host, tenant, UPDATE_SERVICE, input).await;
+    assert_eq!(ok_output(&report)["service"]["capacity"], 8);
+    assert_eq!(ok_output(&report)["service"]["buffer_after_minutes"], 15);
+}
+
+#[tokio::test]
+async fn create_resource() {
+    registered(CREATE_RESOURCE);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let service = bookhost_tests::create_service(&host, tenant, "Massage", 60).await;
+    let input = json!({"name": "Studio 1", "kind": "room", "time_zone": "Europe/Paris", "service_ids": [service]});
+    let report = invoke(&host, tenant, CREATE_RESOURCE, input).await;
+    assert_eq!(ok_output(&report)["resource"]["kind"], "room");
+    assert_eq!(ok_output(&report)["services"], 1);
+    assert_eq!(rows("service_resources", tenant).await, 1);
+}
+
+/// A component built from the previous contract (0.1.0) runs unchanged on
+/// this host (0.1.1): it imports the old interface names, and wasmtime's
+/// linker resolves them to the compatible newer ones.
+#[tokio::test]
+async fn fixture_wit_previous() {
+    registered(FIXTURE_WIT_PREVIOUS);
+    let bytes = std::fs::read(components_dir().join("fixture-wit-previous.wasm")).unwrap();
+    let imports = bookhost::runtime::imports::component_imports(&bytes).unwrap();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i == "bookhost:executor/transaction@0.1.0"),
+        "{imports:?}"
+    );
+    assert!(
+        !imports.iter().any(|i| i.contains("availability")),
+        "{imports:?}"
+    );
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let report = invoke(&host, tenant, FIXTURE_WIT_PREVIOUS, json!({"name": "Old"})).await;
+    assert_eq!(ok_output(&report)["found"], 1);
+    assert_eq!(services_of(tenant).await, 1);
+}
+
+#[tokio::test]
+async fn find_slots() {
+    registered(FIND_SLOTS);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let service = bookhost_tests::create_service(&host, tenant, "Haircut", 60).await;
+    let input = json!({"service_id": service, "from": "2031-03-03T00:00:00Z", "to": "2031-03-04T00:00:00Z"});
+    let report = invoke(&host, tenant, FIND_SLOTS, input).await;
+    // No hours set: open all day, a slot every hour (UTC, the default zone).
+    let slots = ok_output(&report)["slots"].as_array().unwrap().clone();
+    assert_eq!(slots.len(), 24);
+    assert_eq!(slots[10]["starts_at"], "2031-03-03T10:00:00Z");
+    assert_eq!(slots[10]["seats_left"], 1);
+}
+
+#[tokio::test]
+async fn hold_slot_ts() {
+    registered(HOLD_SLOT_TS);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let service = bookhost_tests::create_service(&host, tenant, "Haircut", 30).await;
+    let input = json!({"service_id": service, "customer": "Ada", "start": "2031-03-03T10:00:00Z"});
+    let report = invoke(&host, tenant, HOLD_SLOT_TS, input.clone()).await;
+    assert_eq!(ok_output(&report)["hold"]["customer"], "Ada");
+    let again = invoke(&host, tenant, HOLD_SLOT_TS, input).await;
+    assert_eq!(user_error_code(&again), Some("slot_held"), "{again:?}");
+    assert_eq!(rows("holds", tenant).await, 1);
+}
+
+#[tokio::test]
+async fn confirm_booking_ts() {
+    registered(CONFIRM_BOOKING_TS);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let (_, id) = booked(&host, tenant, "2031-03-03T10:00:00Z").await;
+    sqlx::query("UPDATE bookings SET status = 'pending' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&owner())
+        .await
+        .unwrap();
+    let report = invoke(&host, tenant, CONFIRM_BOOKING_TS, json!({"booking_id": id})).await;
+    assert_eq!(ok_output(&report)["booking"]["status"], "confirmed");
+    let again = invoke(&host, tenant, CONFIRM_BOOKING_TS, json!({"booking_id": id})).await;
+    assert_eq!(user_error_code(&again), Some("already_confirmed"));
+    assert_eq!(status_of(&id).await, "confirmed");
+}
+
+#[tokio::test]
+async fn cancel_booking_ts() {
+    registered(CANCEL_BOOKING_TS);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let (_, id) = booked(&host, tenant, "2031-03-03T10:00:00Z").await;
+    let report = invoke(&host, tenant, CANCEL_BOOKING_TS, json!({"booking_id": id})).await;
+    assert_eq!(ok_output(&report)["booking"]["status"], "cancelled");
+    assert_eq!(status_of(&id).await, "cancelled");
+}
+
+#[tokio::test]
+async fn reschedule_booking_ts() {
+    registered(RESCHEDULE_BOOKING_TS);
+    let host = host(2).await;
+    let tenant = tenant(&owner()).await;
+    let (service, id) = booked(&host, tenant, "2031-03-03T10:00:00Z").await;
+    // Another booking at 11:00 is in the way of a move there.
+    let other = json!({"service_id": service, "customer": "Bob", "start": "2031-03-03T11:00:00Z"});
+    ok_output(&invoke(&host, tenant, CREATE_BOOKING, other).await);
+    let blocked = json!({"booking_id": id, "start": "2031-03-03T11:00:00Z"});
+    let report = invoke(&host, tenant, RESCHEDULE_BOOKING_TS, blocked).await;
+    assert_eq!(user_error_code(&report), Some("slot_taken"), "{report:?}");
+    let input = json!({"booking_id": id, "start": "2031-03-03T10:15:00Z"});
+    let report = invoke(&host, tenant, RESCHEDULE_BOOKING_TS, input).await;
+    assert_eq!(
+        ok_output(&report)["booking"]["starts_at"],
+        "2031-03-03T10:15:00Z"
+    );
+    assert_eq!(rows("bookings", tenant).await, 2);
 }

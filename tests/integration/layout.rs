@@ -275,7 +275,7 @@ impl ModuleGraph {
 /// The layers of the host, lowest first: a module may import from its own
 /// layer's modules and from lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["domain", "bindings"],
+    &["domain", "bindings", "schedule"],
     &["db"],
     &["capabilities"],
     &["runtime"],

@@ -5,6 +5,8 @@ mod api;
 mod artifacts;
 mod audit;
 mod authoring;
+mod availability;
+mod booking_races;
 mod capabilities;
 mod cli;
 mod commit_unknown;

@@ -99,7 +99,9 @@ fn the_readme_run_command_starts_bookhost_dev() {
         }
     });
     let mut printed = Vec::new();
-    let mut curl = Vec::new();
+    // Every curl printed, in order: a GET on one line, a POST on three
+    // lines joined by backslashes.
+    let mut curls: Vec<Vec<String>> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     while !printed
         .iter()
@@ -109,9 +111,14 @@ fn the_readme_run_command_starts_bookhost_dev() {
         let line = seen
             .recv_timeout(left)
             .unwrap_or_else(|e| panic!("bookhost dev printed no tools line ({e}): {printed:#?}"));
-        // The curl spans three lines joined by backslashes, as printed.
-        if line.trim_start().starts_with("curl -s -X POST") || !curl.is_empty() && curl.len() < 3 {
-            curl.push(line.trim_start().to_owned());
+        let trimmed = line.trim_start().to_owned();
+        let continues = curls
+            .last()
+            .is_some_and(|c| c.last().is_some_and(|l| l.ends_with('\\')));
+        if continues {
+            curls.last_mut().unwrap().push(trimmed);
+        } else if trimmed.starts_with("curl -s") {
+            curls.push(vec![trimmed]);
         }
         printed.push(line);
     }
@@ -121,20 +128,6 @@ fn the_readme_run_command_starts_bookhost_dev() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no API line: {printed:#?}"))
         .to_owned();
-
-    // The server answers, and the curl it printed books a slot, then
-    // explains that the slot is taken.
-    let curl = curl.join("\n");
-    let run_curl = || {
-        let output = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{curl} -w '\\n%{{http_code}}'"))
-            .output()
-            .unwrap();
-        let text = String::from_utf8(output.stdout).unwrap();
-        let (body, status) = text.rsplit_once('\n').unwrap();
-        (status.to_owned(), body.to_owned())
-    };
     let health = Command::new("curl")
         .args(["-s", &format!("{api}/healthz")])
         .output()
@@ -143,11 +136,50 @@ fn the_readme_run_command_starts_bookhost_dev() {
         String::from_utf8_lossy(&health.stdout).contains("ok"),
         "{health:?}"
     );
-    let (status, body) = run_curl();
-    assert_eq!(status, "200", "{body}");
-    let (status, body) = run_curl();
-    assert_eq!(status, "409", "{body}");
-    assert!(body.contains("slot_taken"), "{body}");
+
+    // The curls it printed walk the demo business: availability, a hold,
+    // the booking that takes it up, its reschedule, seats in the class
+    // until it is full, and a massage left pending.
+    assert_eq!(curls.len(), 6, "{printed:#?}");
+    let run_curl = |curl: &[String], replace: &[(&str, &str)]| {
+        let mut command = curl.join("\n");
+        for (from, to) in replace {
+            command = command.replace(from, to);
+        }
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{command} -w '\\n%{{http_code}}'"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        (status.to_owned(), json)
+    };
+    let (status, slots) = run_curl(&curls[0], &[]);
+    assert_eq!(status, "200", "{slots}");
+    assert!(!slots["slots"].as_array().unwrap().is_empty(), "{slots}");
+    let (status, hold) = run_curl(&curls[1], &[]);
+    assert_eq!(status, "200", "{hold}");
+    let hold_id = hold["result"]["hold"]["id"].as_str().unwrap().to_owned();
+    let (status, booked) = run_curl(&curls[2], &[("HOLD_ID", &hold_id)]);
+    assert_eq!(status, "200", "{booked}");
+    let booking_id = booked["result"]["booking"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, moved) = run_curl(&curls[3], &[("BOOKING_ID", &booking_id)]);
+    assert_eq!(status, "200", "{moved}");
+    for seat in 1..=8 {
+        let (status, body) = run_curl(&curls[4], &[]);
+        assert_eq!(status, "200", "seat {seat}: {body}");
+    }
+    let (status, full) = run_curl(&curls[4], &[]);
+    assert_eq!(status, "409", "{full}");
+    assert_eq!(full["error"]["error"], "slot_taken", "{full}");
+    let (status, pending) = run_curl(&curls[5], &[]);
+    assert_eq!(status, "200", "{pending}");
+    assert_eq!(pending["result"]["booking"]["status"], "pending");
     drop(group);
     let _ = std::fs::remove_dir_all(&scratch);
 }

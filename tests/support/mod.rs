@@ -1,6 +1,7 @@
 //! Shared test support: a throw-away PostgreSQL started once per test binary,
 //! the executors built from `plugins/`, and helpers to run them.
 
+pub mod booking;
 pub mod documented;
 pub mod fleet;
 pub mod history;
