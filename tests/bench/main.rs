@@ -7,8 +7,10 @@
 //! cost of building one record), `hostile` (an infinite loop against its
 //! deadline, and a noisy neighbour), `rls`, `sandbox`, `instantiation`,
 //! `phases` (where an invocation's time goes), `mcp` (MCP tools/call vs HTTP),
-//! `languages` (Rust, TypeScript and Python create-booking side by side).
+//! `languages` (Rust, TypeScript and Python create-booking side by side),
+//! `booking` (availability for a month, create-booking with the richer rules).
 
+mod booking;
 mod fairness;
 mod languages;
 mod mcp;
@@ -567,6 +569,11 @@ async fn main() {
         }
         "instantiation" => suite::instantiation_only().await,
         "tenant-share" => fairness::tenant_share().await,
+        "booking" => {
+            let mut report = String::new();
+            booking::booking(&mut report).await;
+            println!("{report}");
+        }
         "suite" => {
             let out = arg(1).map(std::path::PathBuf::from).unwrap_or_else(|| {
                 std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -249,6 +249,14 @@ mod tests {
                 destructive: false
             }
         );
+        // find-slots: asking the host's availability writes nothing.
+        assert_eq!(
+            of(&["availability"]),
+            Guarantees {
+                read_only: true,
+                destructive: false
+            }
+        );
         assert_eq!(
             of(&["query:bookings", "insert:bookings"]),
             Guarantees {

@@ -86,6 +86,15 @@ pub struct BookingRow {
     pub ends_at: i64,
     pub blocked_from: i64,
     pub blocked_until: i64,
+    /// pending and confirmed hold their slot; cancelled and completed not.
+    pub status: String,
+}
+
+impl BookingRow {
+    /// Whether it holds its slot.
+    pub fn active(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "confirmed")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

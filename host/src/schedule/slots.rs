@@ -242,7 +242,7 @@ impl<'a> Calendar<'a> {
         let moving = request.moving_booking_id.as_deref();
         let mut seats_taken = 0i64;
         let mut session_resource: Option<&str> = None;
-        for booking in &self.rules.bookings {
+        for booking in self.rules.bookings.iter().filter(|b| b.active()) {
             if Some(booking.id.as_str()) == moving || booking.service_id != service.id {
                 continue;
             }
@@ -411,7 +411,8 @@ impl<'a> Calendar<'a> {
             }
             let moving = request.moving_booking_id.as_deref();
             let busy_booking = self.rules.bookings.iter().any(|b| {
-                Some(b.id.as_str()) != moving
+                b.active()
+                    && Some(b.id.as_str()) != moving
                     && b.resource_id.as_deref() == Some(id.as_str())
                     && !(b.service_id == service.id && b.starts_at == start)
                     && overlaps((b.blocked_from, b.blocked_until), blocked)
