@@ -89,18 +89,16 @@ async fn availability_month(report: &mut String) {
     )
     .await;
     let first_day = (chrono::Utc::now() + chrono::Duration::days(7)).date_naive();
-    let busy = |sql: &'static str, service: String, resource: String| {
-        async move {
-            sqlx::query(sql)
-                .bind(tenant.0)
-                .bind(uuid::Uuid::parse_str(&service).unwrap())
-                .bind(uuid::Uuid::parse_str(&resource).unwrap())
-                .bind(first_day)
-                .execute(&owner())
-                .await
-                .unwrap()
-                .rows_affected()
-        }
+    let busy = |sql: &'static str, service: String, resource: String| async move {
+        sqlx::query(sql)
+            .bind(tenant.0)
+            .bind(uuid::Uuid::parse_str(&service).unwrap())
+            .bind(uuid::Uuid::parse_str(&resource).unwrap())
+            .bind(first_day)
+            .execute(&owner())
+            .await
+            .unwrap()
+            .rows_affected()
     };
     let haircuts = busy(
         "INSERT INTO bookings (tenant_id, service_id, customer, starts_at, ends_at, status, resource_id) \
