@@ -289,32 +289,20 @@ CREATE TRIGGER services_capacity_held
 GRANT SELECT, INSERT, UPDATE, DELETE
     ON resources, service_resources, opening_hours, hours_exceptions, holds TO bookhost_app;
 
-ALTER TABLE resources ENABLE ROW LEVEL SECURITY;
-ALTER TABLE resources FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON resources
-    USING (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid)
-    WITH CHECK (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid);
-
-ALTER TABLE service_resources ENABLE ROW LEVEL SECURITY;
-ALTER TABLE service_resources FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON service_resources
-    USING (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid)
-    WITH CHECK (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid);
-
-ALTER TABLE opening_hours ENABLE ROW LEVEL SECURITY;
-ALTER TABLE opening_hours FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON opening_hours
-    USING (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid)
-    WITH CHECK (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid);
-
-ALTER TABLE hours_exceptions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE hours_exceptions FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON hours_exceptions
-    USING (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid)
-    WITH CHECK (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid);
-
-ALTER TABLE holds ENABLE ROW LEVEL SECURITY;
-ALTER TABLE holds FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON holds
-    USING (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid)
-    WITH CHECK (tenant_id = nullif(current_setting('bookhost.tenant', true), '')::uuid);
+-- The same policy as every catalog table (migration 0005), on each new one.
+DO $$
+DECLARE
+    name text;
+BEGIN
+    FOREACH name IN ARRAY ARRAY['resources', 'service_resources', 'opening_hours',
+                                 'hours_exceptions', 'holds'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', name);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', name);
+        EXECUTE format(
+            'CREATE POLICY tenant_isolation ON %I '
+            'USING (tenant_id = nullif(current_setting(''bookhost.tenant'', true), '''')::uuid) '
+            'WITH CHECK (tenant_id = nullif(current_setting(''bookhost.tenant'', true), '''')::uuid)',
+            name);
+    END LOOP;
+END
+$$;

@@ -108,10 +108,18 @@ impl DbHealth {
             let mut failures = 0;
             loop {
                 let answered = tokio::time::timeout(PROBE_TIMEOUT, async {
-                    if conn.is_none() {
-                        conn = Some(PgConnection::connect_with(&options).await?);
+                    if let Some(existing) = conn.as_mut() {
+                        // A connection killed since the last probe (an
+                        // administrator's pg_terminate_backend, a pooler)
+                        // says nothing of the database: ask again at once on
+                        // a fresh one, and count only that answer.
+                        if existing.ping().await.is_ok() {
+                            return Ok(());
+                        }
+                        conn = None;
                     }
-                    conn.as_mut().expect("just connected").ping().await
+                    let fresh = conn.insert(PgConnection::connect_with(&options).await?);
+                    fresh.ping().await
                 })
                 .await
                 .unwrap_or_else(|_| {

@@ -11,8 +11,9 @@ use super::health::note_fault;
 
 /// Tries of one statement: the first dead connection found marks every
 /// connection idle since as suspect (pinged before reuse), so a second try
-/// rarely meets another.
-const TRIES: u32 = 3;
+/// rarely meets another; but a storm of terminated backends can kill a
+/// fresh one too, and a read is cheap to run again.
+const TRIES: u32 = 5;
 /// Bound on one try: a database that stopped answering (a network
 /// partition) must not hold a request.
 pub const TRY_TIMEOUT: Duration = Duration::from_secs(5);
