@@ -44,11 +44,7 @@ export const { describe, execute } = executor<Input>({
     if (services.length === 0) refuse("service_not_found", `no service with id ${service}`);
     const end = start + BigInt(read.integer(services[0], "duration_minutes")) * time.MICROS_PER_MINUTE;
     const verdict = slots.check(service, start, { resourceId: input.resource_id?.toLowerCase() });
-    if (!verdict.ok) {
-      const code = slots.code(verdict.refusal);
-      const kind = code === "overlaps" || code === "full" ? "slot_taken" : code === "held" ? "slot_held" : code;
-      refuse(kind, verdict.refusal.message);
-    }
+    if (!verdict.ok) return slots.refuse(verdict.refusal);
     const values: Record<string, ReturnType<typeof uuid>> = {
       service_id: uuid(service),
       customer: text(input.customer),

@@ -59,11 +59,7 @@ export const { describe, execute } = executor<Input>({
       resourceId: input.resource_id?.toLowerCase(),
       movingBookingId: id,
     });
-    if (!verdict.ok) {
-      const code = slots.code(verdict.refusal);
-      const kind = code === "overlaps" || code === "full" ? "slot_taken" : code === "held" ? "slot_held" : code;
-      refuse(kind, verdict.refusal.message);
-    }
+    if (!verdict.ok) return slots.refuse(verdict.refusal);
     const resource = verdict.slot.resources[0];
     try {
       db.update("bookings", [eq("id", uuid(id))], {

@@ -17,7 +17,7 @@ use bookhost_sdk::{
 };
 
 /// The constraints a booking can hit when another invocation took its slot.
-const SLOT_CONSTRAINTS: [&str; 4] = [
+pub const SLOT_CONSTRAINTS: [&str; 4] = [
     "bookings_no_overlap",
     "bookings_one_session_at_a_time",
     "bookings_resource_no_overlap",

@@ -7,15 +7,9 @@ use bookhost_sdk::{
     eq, error, error_with, field, manifest, null, run, timestamp, transaction, uuid, Guest, Input,
     Manifest, RowExt,
 };
-use booking_logic::{booking, refused, BOOKING_COLUMNS};
+use booking_logic::{booking, refused, BOOKING_COLUMNS, SLOT_CONSTRAINTS};
 
 struct RescheduleBooking;
-
-const SLOT_CONSTRAINTS: [&str; 3] = [
-    "bookings_no_overlap",
-    "bookings_one_session_at_a_time",
-    "bookings_resource_no_overlap",
-];
 
 impl Guest for RescheduleBooking {
     fn describe() -> Manifest {

@@ -237,6 +237,14 @@ export const slots = {
     return refusal.kind.replaceAll("-", "_");
   },
 
+  /** Refuse with a refusal as the caller's error: a taken slot is
+   * `slot_taken`, held seats `slot_held`, the rest their own code. */
+  refuse(refusal: SlotRefusal): never {
+    const code = slots.code(refusal);
+    const kind = code === "overlaps" || code === "full" ? "slot_taken" : code === "held" ? "slot_held" : code;
+    refuse(kind, refusal.message);
+  },
+
   /** A slot as JSON, times in RFC 3339. */
   toJson(slot: Slot): Json {
     return {

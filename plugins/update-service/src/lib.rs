@@ -9,19 +9,6 @@ use booking_logic::{service_rule_fields, service_rule_schema, SERVICE_RULE_KEYS}
 
 struct UpdateService;
 
-pub const SERVICE_COLUMNS: [&str; 10] = [
-    "id",
-    "name",
-    "duration_minutes",
-    "buffer_before_minutes",
-    "buffer_after_minutes",
-    "capacity",
-    "min_notice_minutes",
-    "booking_window_days",
-    "slot_increment_minutes",
-    "requires_confirmation",
-];
-
 impl Guest for UpdateService {
     fn describe() -> Manifest {
         let mut properties = service_rule_schema();
@@ -87,8 +74,9 @@ fn update_service(json: Json) -> Result<Json, Json> {
     let row = rows
         .first()
         .ok_or_else(|| error("service_not_found", format!("no service with id {id}")))?;
-    let _ = row.int("capacity")?;
-    Ok(json!({ "service": row.pick(&SERVICE_COLUMNS)? }))
+    let mut columns = vec!["id", "name", "duration_minutes"];
+    columns.extend(SERVICE_RULE_KEYS);
+    Ok(json!({ "service": row.pick(&columns)? }))
 }
 
 bookhost_sdk::export!(UpdateService with_types_in bookhost_sdk::bindings);
