@@ -8,9 +8,11 @@
 //! deadline, and a noisy neighbour), `rls`, `sandbox`, `instantiation`,
 //! `phases` (where an invocation's time goes), `mcp` (MCP tools/call vs HTTP),
 //! `languages` (Rust, TypeScript and Python create-booking side by side),
-//! `booking` (availability for a month, create-booking with the richer rules).
+//! `booking` (availability for a month, create-booking with the richer rules),
+//! `console` (create-booking with and without consoles open and polling).
 
 mod booking;
+mod console;
 mod fairness;
 mod languages;
 mod mcp;
@@ -379,6 +381,7 @@ fn audit_record_cost() {
             outcome: bookhost::db::audit::AttemptOutcome::Committed,
             duration_us: 900,
             proposal: None,
+            replay_reason: None,
             calls: &calls,
         };
         bytes += std::hint::black_box(bookhost::db::audit::append_sql(&record)).len();
@@ -574,6 +577,11 @@ async fn main() {
             booking::booking(&mut report).await;
             println!("{report}");
         }
+        "console" => {
+            let mut report = String::new();
+            console::console_cost(&mut report).await;
+            println!("{report}");
+        }
         "suite" => {
             let out = arg(1).map(std::path::PathBuf::from).unwrap_or_else(|| {
                 std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -583,7 +591,7 @@ async fn main() {
         }
         other => {
             eprintln!(
-                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, one-way, phases, hot-slot, scale, mcp, languages, instantiation, tenant-share"
+                "unknown benchmark {other:?}; available: suite, audit, audit-record, hostile, rls, sandbox, one-way, phases, hot-slot, scale, mcp, languages, instantiation, tenant-share, booking, console"
             );
             std::process::exit(2);
         }

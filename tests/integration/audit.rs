@@ -168,6 +168,16 @@ async fn a_replayed_invocation_shows_every_attempt_with_its_calls() {
         };
         assert_eq!(of_attempt.len(), 1, "one record per attempt");
         assert_eq!(of_attempt[0].outcome, expected, "attempt {attempt}");
+        // Each replayed record says why, as the report does, in order.
+        let reason = replayed
+            .replays
+            .get(attempt as usize - 1)
+            .map(|r| r.as_str());
+        assert_eq!(
+            of_attempt[0].replay_reason.as_deref(),
+            reason,
+            "attempt {attempt}"
+        );
         assert!(
             of_attempt[0]
                 .calls
@@ -394,6 +404,7 @@ async fn a_record_stores_any_text_verbatim() {
         outcome: audit::AttemptOutcome::Committed,
         duration_us: 1,
         proposal: None,
+        replay_reason: None,
         calls: std::slice::from_ref(&call),
     };
     assert!(
@@ -465,6 +476,7 @@ async fn a_record_that_commits_late_is_still_chained() {
         outcome: audit::AttemptOutcome::Committed,
         duration_us: 1,
         proposal: None,
+        replay_reason: None,
         calls: &[],
     };
     let (late, early) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());

@@ -10,6 +10,7 @@ mod booking_races;
 mod capabilities;
 mod cli;
 mod commit_unknown;
+mod console;
 mod executors;
 mod faults;
 mod fleet;

@@ -305,6 +305,7 @@ async fn row_level_security_is_in_force_for_every_catalog_table() {
         "api_keys",
         "audit_links",
         "audit_records",
+        "audit_verifications",
         "executor_versions",
         "executors",
         "idempotency_keys",

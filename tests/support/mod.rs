@@ -2,6 +2,7 @@
 //! the executors built from `plugins/`, and helpers to run them.
 
 pub mod booking;
+pub mod browser;
 pub mod documented;
 pub mod fleet;
 pub mod history;

@@ -19,6 +19,10 @@ pub struct AttemptView {
     pub outcome: String,
     pub duration_us: i64,
     pub lock_wait_us: i64,
+    /// Why a replayed attempt was replayed: serialization_failure,
+    /// deadlock, lock_contended or connection_lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_reason: Option<String>,
     /// Its capability calls, in order.
     #[schema(value_type = Vec<Object>)]
     pub calls: serde_json::Value,
@@ -62,6 +66,7 @@ pub async fn invocation(
             outcome: r.outcome,
             duration_us: r.duration_us,
             lock_wait_us: r.lock_wait_us,
+            replay_reason: r.replay_reason,
             calls: r.calls,
         })
         .collect();

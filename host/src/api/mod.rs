@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod availability;
 mod body;
+mod console;
 mod executors;
 mod health;
 mod invoke;

@@ -6,7 +6,9 @@ use axum::Router;
 
 use super::problem::ApiError;
 use super::state::AppState;
-use super::{audit, availability, executors, health, invoke, openapi, reads, slots, tenants};
+use super::{
+    audit, availability, console, executors, health, invoke, openapi, reads, slots, tenants,
+};
 
 /// The service's routes, ready to serve (tests serve it on a free port).
 pub fn app(state: AppState) -> Router {
@@ -43,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/bookings", get(reads::bookings))
         .route("/v1/booking-requests", get(reads::booking_requests))
         .route("/v1/storefront", get(reads::storefront))
+        .merge(console::router())
         .merge(crate::mcp::router(
             state.invocations.clone(),
             state.changes.clone(),

@@ -49,6 +49,8 @@ pub struct AppState {
     pub config: Arc<ServiceConfig>,
     /// Draining for a stop, and the requests in flight.
     pub lifecycle: super::lifecycle::Lifecycle,
+    /// Who is signed in to the console on this host.
+    pub console: super::console::Sessions,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             changes,
             config: Arc::new(config),
             lifecycle: Default::default(),
+            console: Default::default(),
         }
     }
 }

@@ -35,6 +35,18 @@ pub enum RetryReason {
     ConnectionLost,
 }
 
+impl RetryReason {
+    /// The name an audit record stores (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::SerializationFailure => "serialization_failure",
+            RetryReason::Deadlock => "deadlock",
+            RetryReason::LockContended => "lock_contended",
+            RetryReason::ConnectionLost => "connection_lost",
+        }
+    }
+}
+
 impl std::fmt::Display for RetryReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

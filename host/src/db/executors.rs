@@ -314,3 +314,87 @@ pub async fn rollback(
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok((current, target))
 }
+
+/// One executor as the console lists it: across tenants for the operator.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExecutorOverview {
+    pub tenant_id: uuid::Uuid,
+    pub name: String,
+    pub active_digest: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub versions: i64,
+    /// Versions waiting for an operator's approval.
+    pub pending: i64,
+}
+
+/// Every executor (of one tenant, or all), by tenant and name.
+pub async fn overview(
+    pool: &PgPool,
+    tenant: Option<TenantId>,
+) -> anyhow::Result<Vec<ExecutorOverview>> {
+    Ok(sqlx::query_as(
+        "SELECT e.tenant_id, e.name, e.active_digest, e.updated_at, count(*) AS versions, \
+         count(*) FILTER (WHERE v.grant_status = 'pending-approval') AS pending \
+         FROM executors e JOIN executor_versions v ON v.tenant_id = e.tenant_id AND v.name = e.name \
+         WHERE $1::uuid IS NULL OR e.tenant_id = $1 \
+         GROUP BY e.tenant_id, e.name, e.active_digest, e.updated_at ORDER BY e.tenant_id, e.name",
+    )
+    .bind(tenant.map(|t| t.0))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One version with what it asked for and what it was given.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionGrant {
+    pub digest: String,
+    pub size_bytes: i64,
+    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+    pub active: bool,
+    pub requested: Vec<String>,
+    pub granted: Vec<String>,
+    /// `granted`, `pending-approval` or `denied`.
+    pub status: String,
+}
+
+/// An executor's versions, newest first, with their grants.
+pub async fn version_grants(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+) -> anyhow::Result<Vec<VersionGrant>> {
+    Ok(sqlx::query_as(
+        "SELECT v.digest, v.size_bytes, v.uploaded_at, v.digest = e.active_digest AS active, \
+         v.capabilities AS requested, v.granted, v.grant_status AS status \
+         FROM executors e JOIN executor_versions v ON v.tenant_id = e.tenant_id AND v.name = e.name \
+         WHERE e.tenant_id = $1 AND e.name = $2 ORDER BY v.uploaded_at DESC, v.digest",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Record an operator's refusal of a version pending approval: it keeps no
+/// capability. False when there is no such version pending.
+pub async fn deny(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE executor_versions SET granted = '{}', grant_status = 'denied' \
+         WHERE tenant_id = $1 AND name = $2 AND digest = $3 AND grant_status = 'pending-approval'",
+    )
+    .bind(tenant.0)
+    .bind(name)
+    .bind(version)
+    .execute(pool)
+    .await?;
+    let denied = done.rows_affected() == 1;
+    if denied {
+        tools_changed(pool, tenant).await?;
+    }
+    Ok(denied)
+}

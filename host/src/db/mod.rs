@@ -9,6 +9,7 @@ pub mod errors;
 pub mod executors;
 pub mod health;
 pub mod idempotency;
+pub mod insights;
 pub mod keys;
 pub mod local_cluster;
 pub mod locks;
@@ -248,6 +249,15 @@ pub async fn tenant_exists(pool: &PgPool, tenant: TenantId) -> anyhow::Result<bo
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
             .bind(tenant.0)
             .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Every tenant's id and name, by name (for the operator console's filters).
+pub async fn tenant_names(pool: &PgPool) -> anyhow::Result<Vec<(uuid::Uuid, String)>> {
+    Ok(
+        sqlx::query_as("SELECT id, name FROM tenants ORDER BY name, id")
+            .fetch_all(pool)
             .await?,
     )
 }

@@ -71,6 +71,8 @@ struct InvocationRun {
     calls: Vec<AuditCall>,
     /// Attempts whose connection was lost before COMMIT.
     connection_losses: u32,
+    /// Why the current attempt is being replayed, once it is.
+    replay_reason: Option<RetryReason>,
 }
 
 /// What the server says of a COMMIT whose answer was lost.
@@ -109,6 +111,9 @@ impl InvocationRun {
             outcome,
             duration_us: self.attempt_started.elapsed().as_micros() as i64,
             proposal: self.proposal,
+            replay_reason: self
+                .replay_reason
+                .filter(|_| outcome == AttemptOutcome::Replayed),
             calls: &self.calls,
         }
     }
@@ -177,6 +182,7 @@ impl Host {
             attempt_started: Instant::now(),
             calls: Vec::new(),
             connection_losses: 0,
+            replay_reason: None,
         };
         let grant = options
             .grant
@@ -274,6 +280,7 @@ impl Host {
         let output = match settled {
             Ok(output) => output,
             Err(end) => {
+                run.replay_reason = end.replay_reason();
                 self.end_attempt(run, transaction, end.attempt_outcome())
                     .await;
                 return Err(end);
@@ -356,6 +363,7 @@ impl Host {
             Err(doom) => doom,
         };
         let end = AttemptEnd::from(doom);
+        run.replay_reason = end.replay_reason();
         self.record_attempt(run, end.attempt_outcome()).await;
         Err(end)
     }

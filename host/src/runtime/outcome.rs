@@ -168,6 +168,14 @@ impl From<Doom> for AttemptEnd {
 }
 
 impl AttemptEnd {
+    /// Why the attempt is replayed, if it is.
+    pub fn replay_reason(&self) -> Option<RetryReason> {
+        match self {
+            AttemptEnd::Replay(reason) => Some(*reason),
+            AttemptEnd::Failed(_) => None,
+        }
+    }
+
     /// What the audit records for an attempt that ended so.
     pub fn attempt_outcome(&self) -> AttemptOutcome {
         match self {

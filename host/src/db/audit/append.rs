@@ -4,6 +4,7 @@
 use serde_json::value::RawValue;
 use sqlx::PgPool;
 
+use crate::db::errors::RetryReason;
 use crate::TenantId;
 
 /// One capability call as the audit records it.
@@ -90,6 +91,8 @@ pub struct AttemptAudit<'a> {
     /// The proposal this attempt proposed or confirmed, if any: the link
     /// between a proposal's dry run and its confirmation.
     pub proposal: Option<uuid::Uuid>,
+    /// Why a replayed attempt was replayed (None for every other outcome).
+    pub replay_reason: Option<RetryReason>,
     pub calls: &'a [AuditCall],
 }
 
@@ -97,8 +100,8 @@ pub struct AttemptAudit<'a> {
 macro_rules! append_insert {
     () => {
         "INSERT INTO audit_records (tenant_id, invocation_id, attempt, executor, version, outcome, \
-         calls, lock_wait_us, duration_us, recorded_at, proposal_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11)"
+         calls, lock_wait_us, duration_us, recorded_at, proposal_id, replay_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11, $12)"
     };
 }
 
@@ -109,7 +112,7 @@ pub const APPEND_STATEMENT: &str = "bookhost_audit_append";
 /// Prepares the append on a connection, once, when it connects.
 pub const PREPARE_APPEND: &str = concat!(
     "PREPARE bookhost_audit_append (uuid, uuid, integer, text, text, text, json, bigint, bigint, \
-     timestamptz, uuid) AS ",
+     timestamptz, uuid, text) AS ",
     append_insert!()
 );
 
@@ -128,6 +131,7 @@ pub async fn append(pool: &PgPool, attempt: &AttemptAudit<'_>) -> anyhow::Result
         .bind(attempt.duration_us)
         .bind(chrono::Utc::now())
         .bind(attempt.proposal)
+        .bind(attempt.replay_reason.map(RetryReason::as_str))
         .execute(pool)
         .await?;
     Ok(())
@@ -174,7 +178,12 @@ pub fn append_sql(attempt: &AttemptAudit<'_>) -> String {
     )
     .expect("writing to a String");
     match attempt.proposal {
-        Some(proposal) => write!(sql, "'{proposal}')").expect("writing to a String"),
+        Some(proposal) => write!(sql, "'{proposal}', ").expect("writing to a String"),
+        None => sql.push_str("NULL, "),
+    }
+    // A fixed word from the host, never the executor's.
+    match attempt.replay_reason {
+        Some(reason) => write!(sql, "'{}')", reason.as_str()).expect("writing to a String"),
         None => sql.push_str("NULL)"),
     }
     sql

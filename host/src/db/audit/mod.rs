@@ -20,6 +20,7 @@ mod append;
 mod chain;
 mod record;
 mod search;
+mod status;
 mod verify;
 
 pub use append::{
@@ -28,4 +29,5 @@ pub use append::{
 pub use chain::{chain_pending, spawn_chainer};
 pub use record::{record_hash, AuditRecord};
 pub use search::{search, AuditFilter};
+pub use status::{chains, save as save_verification, ChainStatus};
 pub use verify::{checkpoint, verify, BrokenLink, Checkpoint, Verification};

@@ -26,6 +26,10 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[sqlx(default)]
     pub proposal_id: Option<uuid::Uuid>,
+    /// Why a replayed attempt was replayed (a column since migration 0009).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(default)]
+    pub replay_reason: Option<String>,
     pub chain_seq: Option<i64>,
     #[serde(serialize_with = "hex_option")]
     #[schema(value_type = Option<String>)]
@@ -46,7 +50,7 @@ fn hex_option<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::
 macro_rules! record_columns {
     () => {
         "r.id, r.tenant_id, r.invocation_id, r.attempt, r.executor, r.version, r.outcome, r.calls, \
-         r.lock_wait_us, r.duration_us, r.recorded_at, r.proposal_id, l.chain_seq, l.hash, l.prev_hash"
+         r.lock_wait_us, r.duration_us, r.recorded_at, r.proposal_id, r.replay_reason, l.chain_seq, l.hash, l.prev_hash"
     };
 }
 
@@ -85,6 +89,9 @@ pub fn record_hash(record: &AuditRecord, seq: i64, prev: &[u8]) -> Vec<u8> {
         #[serde(skip_serializing_if = "Option::is_none")]
         proposal_id: Option<uuid::Uuid>,
         recorded_at: i64,
+        // Only when present, as for proposals.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replay_reason: Option<&'a str>,
         tenant_id: uuid::Uuid,
         version: &'a str,
     }
@@ -99,6 +106,7 @@ pub fn record_hash(record: &AuditRecord, seq: i64, prev: &[u8]) -> Vec<u8> {
         outcome: &record.outcome,
         proposal_id: record.proposal_id,
         recorded_at: record.recorded_at.timestamp_micros(),
+        replay_reason: record.replay_reason.as_deref(),
         tenant_id: record.tenant_id,
         version: &record.version,
     })

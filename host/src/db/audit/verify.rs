@@ -61,6 +61,10 @@ pub struct Verification {
     /// Records appended but not chained yet.
     pub unchained: i64,
     pub broken: Vec<BrokenLink>,
+    /// Each tenant walked, with its chain's length (for the console's
+    /// record of the last verification; not part of the API's answer).
+    #[serde(skip)]
+    pub lengths: Vec<(uuid::Uuid, i64)>,
 }
 
 /// Walk the chains (of one tenant, or all) and report each tenant's first
@@ -90,18 +94,20 @@ pub async fn verify(
         records: 0,
         unchained,
         broken: Vec::new(),
+        lengths: Vec::new(),
     };
     for tenant_id in tenants {
         let links: Vec<ChainLink> = sqlx::query_as(
             "SELECT l.chain_seq, l.record_id, l.prev_hash, l.hash, r.tenant_id, r.invocation_id, \
              r.attempt, r.executor, r.version, r.outcome, r.calls, r.lock_wait_us, r.duration_us, \
-             r.recorded_at, r.proposal_id FROM audit_links l LEFT JOIN audit_records r ON r.id = l.record_id \
+             r.recorded_at, r.proposal_id, r.replay_reason FROM audit_links l LEFT JOIN audit_records r ON r.id = l.record_id \
              WHERE l.tenant_id = $1 ORDER BY l.chain_seq, l.record_id",
         )
         .bind(tenant_id)
         .fetch_all(pool)
         .await?;
         result.records += links.len() as u64;
+        result.lengths.push((tenant_id, links.len() as i64));
         let mut prev = GENESIS.to_vec();
         let mut broken = None;
         for (index, link) in links.iter().enumerate() {
@@ -170,6 +176,7 @@ struct ChainLink {
     duration_us: Option<i64>,
     recorded_at: Option<chrono::DateTime<chrono::Utc>>,
     proposal_id: Option<uuid::Uuid>,
+    replay_reason: Option<String>,
 }
 
 impl ChainLink {
@@ -188,6 +195,7 @@ impl ChainLink {
             duration_us: self.duration_us?,
             recorded_at: self.recorded_at?,
             proposal_id: self.proposal_id,
+            replay_reason: self.replay_reason.clone(),
             chain_seq: Some(self.chain_seq),
             hash: Some(self.hash.clone()),
             prev_hash: Some(self.prev_hash.clone()),

@@ -1,0 +1,193 @@
+//! What an open console costs invocations: create-booking throughput with
+//! no console, with consoles polling as the page does (the live list every
+//! 2 s), and with consoles polling hard (the list every 250 ms and the
+//! insights every 2 s), rounds interleaved; and how fast the pages answer
+//! meanwhile.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bookhost::api::{app, AppState, ServiceConfig};
+use bookhost::{Host, HostSettings};
+use bookhost_tests::{executors, pool, tenant};
+
+use super::{median_ratio, percentile, throughput, warmed_services, CLIENTS, ROUND};
+
+const ROUNDS: usize = 5;
+/// Consoles open at once.
+const CONSOLES: usize = 4;
+
+/// How a console polls: the live list every `rows`, the insights every
+/// `insights` (if at all).
+#[derive(Clone, Copy)]
+struct Polling {
+    rows: Duration,
+    insights: Option<Duration>,
+}
+
+async fn sign_in(base: &str, key: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = client
+        .post(format!("{base}/console/login"))
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// `CONSOLES` consoles polling until stopped; the latency of each page
+/// answer (ms) goes to `latencies` (rows, insights).
+fn poll(
+    base: &str,
+    cookie: &str,
+    polling: Polling,
+    latencies: Arc<Mutex<(Vec<f64>, Vec<f64>)>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..CONSOLES)
+        .map(|_| {
+            let (base, cookie, latencies) = (base.to_owned(), cookie.to_owned(), latencies.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let get = |path: &str| {
+                    client
+                        .get(format!("{base}{path}"))
+                        .header("cookie", &cookie)
+                        .send()
+                };
+                let mut last_insights: Option<Instant> = None;
+                loop {
+                    let began = Instant::now();
+                    let answer = get("/console/invocations/rows").await.unwrap();
+                    assert_eq!(answer.status(), 200);
+                    answer.bytes().await.unwrap();
+                    latencies
+                        .lock()
+                        .unwrap()
+                        .0
+                        .push(began.elapsed().as_secs_f64() * 1e3);
+                    if let Some(every) = polling.insights {
+                        if last_insights.is_none_or(|at| at.elapsed() >= every) {
+                            last_insights = Some(Instant::now());
+                            let began = Instant::now();
+                            let answer = get("/console/insights?window=15m").await.unwrap();
+                            assert_eq!(answer.status(), 200);
+                            answer.bytes().await.unwrap();
+                            latencies
+                                .lock()
+                                .unwrap()
+                                .1
+                                .push(began.elapsed().as_secs_f64() * 1e3);
+                        }
+                    }
+                    tokio::time::sleep(polling.rows.saturating_sub(began.elapsed())).await;
+                }
+            })
+        })
+        .collect()
+}
+
+pub async fn console_cost(report: &mut String) {
+    use std::fmt::Write;
+    let host = Host::new(pool(16).await, executors(), HostSettings::default());
+    let operator_key = format!("operator-{}", uuid::Uuid::new_v4());
+    let config = ServiceConfig {
+        operator_key: Some(operator_key.clone()),
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = app(AppState::new(host.clone(), config));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let tenant = tenant(host.pool()).await;
+    let (services, mut slot) = warmed_services(&host, tenant).await;
+    let cookie = sign_in(&base, &operator_key).await;
+    let gentle = Polling {
+        rows: Duration::from_secs(2),
+        insights: None,
+    };
+    let hard = Polling {
+        rows: Duration::from_millis(250),
+        insights: Some(Duration::from_secs(2)),
+    };
+    let latencies = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+    let (mut closed, mut open, mut hammering) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        closed.push(
+            throughput(&host, tenant, &services, slot, ROUND, CLIENTS)
+                .await
+                .per_second,
+        );
+        slot += ROUND;
+        for (polling, series) in [(gentle, &mut open), (hard, &mut hammering)] {
+            let pollers = poll(&base, &cookie, polling, latencies.clone());
+            series.push(
+                throughput(&host, tenant, &services, slot, ROUND, CLIENTS)
+                    .await
+                    .per_second,
+            );
+            slot += ROUND;
+            for poller in pollers {
+                poller.abort();
+            }
+        }
+    }
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    writeln!(report, "### The console's cost to invocations\n").unwrap();
+    writeln!(
+        report,
+        "create-booking on distinct slots (100 services), {CLIENTS} concurrent clients, {ROUNDS} rounds of \
+         {ROUND} invocations per series, the series interleaved, the console served by the same process \
+         from the same pool. Open: {CONSOLES} consoles refreshing the live list every 2 s, as the page does. \
+         Hammering: {CONSOLES} consoles refreshing it every 250 ms and the insights (15 min) every 2 s.\n"
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "| consoles | throughput per round (inv/s) | mean | median per-round ratio to none |"
+    )
+    .unwrap();
+    writeln!(report, "|---|---|---|---|").unwrap();
+    writeln!(
+        report,
+        "| none | {} | {:.0} | 1.000 |",
+        fmt(&closed),
+        mean(&closed)
+    )
+    .unwrap();
+    for (label, series) in [("open, polling", &open), ("hammering", &hammering)] {
+        writeln!(
+            report,
+            "| {label} | {} | {:.0} | {:.3} |",
+            fmt(series),
+            mean(series),
+            median_ratio(series, &closed)
+        )
+        .unwrap();
+    }
+    let (mut rows, mut insights) = std::mem::take(&mut *latencies.lock().unwrap());
+    rows.sort_by(f64::total_cmp);
+    insights.sort_by(f64::total_cmp);
+    writeln!(
+        report,
+        "\nPages under that load: the live list p50 {:.1} ms, p99 {:.1} ms ({} answers); the insights \
+         p50 {:.1} ms, p99 {:.1} ms ({} answers).",
+        percentile(&rows, 0.5),
+        percentile(&rows, 0.99),
+        rows.len(),
+        percentile(&insights, 0.5),
+        percentile(&insights, 0.99),
+        insights.len()
+    )
+    .unwrap();
+}
