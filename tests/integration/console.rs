@@ -12,7 +12,7 @@ use bookhost::db::audit;
 use bookhost::{Host, HostSettings, TenantId};
 use bookhost_tests::browser::Browser;
 use bookhost_tests::executors::*;
-use bookhost_tests::http::{component, start_server, TestServer, TestTenant};
+use bookhost_tests::http::{component, start_server, with_custom_section, TestServer, TestTenant};
 use bookhost_tests::*;
 use reqwest::redirect::Policy;
 use serde_json::json;
@@ -91,12 +91,27 @@ async fn post(
     origin: Option<&str>,
     form: &[(&str, &str)],
 ) -> (u16, String) {
+    post_via(base, cookie, path, origin, None, form).await
+}
+
+/// [`post`] through a proxy that says which host the browser asked for.
+async fn post_via(
+    base: &str,
+    cookie: &str,
+    path: &str,
+    origin: Option<&str>,
+    forwarded_host: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, String) {
     let mut request = client()
         .post(format!("{base}{path}"))
         .header("cookie", cookie)
         .form(form);
     if let Some(origin) = origin {
         request = request.header("origin", origin);
+    }
+    if let Some(host) = forwarded_host {
+        request = request.header("x-forwarded-host", host);
     }
     let answer = request.send().await.unwrap();
     (answer.status().as_u16(), answer.text().await.unwrap())
@@ -196,6 +211,17 @@ async fn every_page_needs_a_session_and_a_wrong_key_gets_none() {
         .await
         .unwrap();
     }
+    // Over TLS (the browser says so in Origin), the cookie is Secure.
+    let over_tls = client()
+        .post(format!("{base}/console/login"))
+        .header("origin", base.replace("http://", "https://"))
+        .form(&[("key", server.operator_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_tls.status(), 303);
+    let cookie = over_tls.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
     let operator = sign_in(base, &server.operator_key).await.unwrap();
     let (status, _, insights) = get(base, Some(&operator), "/console/insights?window=15m").await;
     assert_eq!(status, 200, "{insights}");
@@ -290,6 +316,22 @@ async fn a_tenant_key_sees_only_its_own_tenant_on_every_page() {
             .await
             .unwrap();
     assert_eq!(verified, 0, "B's session verified nothing of A's");
+    // Revoking B's key ends B's console session at once.
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1")
+        .bind(b.id.0)
+        .execute(&server.pool)
+        .await
+        .unwrap();
+    let (status, location, _) = get(base, Some(&b_session), "/console/invocations").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/console/login")),
+        "a revoked key's session"
+    );
+    assert!(
+        sign_in(base, &b.key).await.is_err(),
+        "a revoked key signs in no more"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,31 +347,37 @@ async fn actions_need_the_form_token_the_console_origin_and_the_operator() {
     let base = server.base();
     let tenant = server.tenant_with(&[LIST_SERVICES]).await;
     let version = sha256_hex(&component(LIST_SERVICES));
-    let status_of = || async {
-        sqlx::query_scalar::<_, String>(
-            "SELECT grant_status FROM executor_versions WHERE tenant_id = $1 AND name = $2",
-        )
-        .bind(tenant.id.0)
-        .bind(LIST_SERVICES)
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
+    let status_of = |version: &str| {
+        let (pool, version) = (server.pool.clone(), version.to_owned());
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT grant_status FROM executor_versions \
+                 WHERE tenant_id = $1 AND name = $2 AND digest = $3",
+            )
+            .bind(tenant.id.0)
+            .bind(LIST_SERVICES)
+            .bind(version)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
     };
-    assert_eq!(status_of().await, "pending-approval");
+    assert_eq!(status_of(&version).await, "pending-approval");
     let operator = sign_in(base, &server.operator_key).await.unwrap();
     let path = format!("/console/executors/{}/{LIST_SERVICES}", tenant.id.0);
     let (_, _, page) = get(base, Some(&operator), &path).await;
     let csrf = csrf_of(&page);
-    let approve = format!("{path}/approve");
+    let (approve, deny) = (format!("{path}/approve"), format!("{path}/deny"));
 
     let (status, body) = post(base, &operator, &approve, None, &[("version", &version)]).await;
     assert_eq!(status, 403, "no token: {body}");
+    let wrong = "0".repeat(64);
     let (status, _) = post(
         base,
         &operator,
         &approve,
         None,
-        &[("csrf", &"0".repeat(64)), ("version", &version)],
+        &[("csrf", &wrong), ("version", &version)],
     )
     .await;
     assert_eq!(status, 403, "a wrong token");
@@ -349,42 +397,96 @@ async fn actions_need_the_form_token_the_console_origin_and_the_operator() {
         !tenant_page.contains(r#"data-action="approve""#),
         "no approve button for a tenant"
     );
+    let tenant_csrf = csrf_of(&tenant_page);
     let (status, _) = post(
         base,
         &tenant_session,
         &approve,
         None,
-        &[("csrf", &csrf_of(&tenant_page)), ("version", &version)],
+        &[("csrf", &tenant_csrf), ("version", &version)],
     )
     .await;
     assert_eq!(status, 403, "a tenant approving");
     assert_eq!(
-        status_of().await,
+        status_of(&version).await,
         "pending-approval",
         "nothing refused changed anything"
     );
 
+    // Denied: it keeps nothing, and a stale approval form cannot undo that.
     let (status, _) = post(
         base,
         &operator,
-        &approve,
+        &deny,
         Some(base),
         &[("csrf", &csrf), ("version", &version)],
     )
     .await;
     assert_eq!(status, 303);
-    assert_eq!(status_of().await, "granted");
-    // Denying needs a version still pending.
+    assert_eq!(status_of(&version).await, "denied");
     let (status, body) = post(
         base,
         &operator,
-        &format!("{path}/deny"),
+        &approve,
         None,
         &[("csrf", &csrf), ("version", &version)],
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(status_of().await, "granted");
+    assert_eq!(status_of(&version).await, "denied");
+    let (_, refused) = invoke(&server, &tenant).await;
+    assert_eq!(refused["error"]["error"], "forbidden", "{refused}");
+
+    // A second version, approved through a proxy that rewrites Host: the
+    // browser's origin is the host it asked for (X-Forwarded-Host).
+    let second = with_custom_section(component(LIST_SERVICES), "v2", b"2");
+    let second_version = sha256_hex(&second);
+    server.upload(&tenant.key, LIST_SERVICES, second).await;
+    assert_eq!(status_of(&second_version).await, "pending-approval");
+    let proxied = Some("https://console.example");
+    let (status, _) = post_via(
+        base,
+        &operator,
+        &approve,
+        proxied,
+        None,
+        &[("csrf", &csrf), ("version", &second_version)],
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "an origin that is neither Host nor X-Forwarded-Host"
+    );
+    let (status, _) = post_via(
+        base,
+        &operator,
+        &approve,
+        proxied,
+        Some("console.example"),
+        &[("csrf", &csrf), ("version", &second_version)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(status_of(&second_version).await, "granted");
+    let (status, answer) = invoke(&server, &tenant).await;
+    assert_eq!(status, 200, "{answer}");
+    // Denying needs a version still pending.
+    let (status, body) = post(
+        base,
+        &operator,
+        &deny,
+        None,
+        &[("csrf", &csrf), ("version", &second_version)],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(status_of(&second_version).await, "granted");
+}
+
+/// `list-services` invoked over HTTP: status and body.
+async fn invoke(server: &TestServer, tenant: &TestTenant) -> (u16, serde_json::Value) {
+    let answer = server.invoke(&tenant.key, LIST_SERVICES, &json!({})).await;
+    (answer.status, answer.json())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -754,4 +856,61 @@ async fn e2e_a_tenant_key_sees_only_its_tenant() {
         .is_empty());
     assert_eq!(browser.all("#chains tbody tr").await.len(), 1);
     browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_whose_links_were_all_deleted_is_not_called_intact() {
+    let server = start_server(HostSettings::default(), ServiceConfig::default()).await;
+    let base = server.base();
+    let tenant = server.tenant_with(&[CREATE_SERVICE]).await;
+    an_invocation(&server, &tenant, "one").await;
+    an_invocation(&server, &tenant, "two").await;
+    // The chainer's mark passes a record once every transaction that could
+    // still hold an earlier id has ended: passes, as its loop makes, until
+    // it has passed this tenant's records (other tests keep transactions open).
+    for _ in 0..100 {
+        audit::chain_pending(&server.pool).await.unwrap();
+        let passed: bool = sqlx::query_scalar(
+            "SELECT (SELECT settled_below FROM audit_chainer) > \
+             (SELECT max(id) FROM audit_records WHERE tenant_id = $1)",
+        )
+        .bind(tenant.id.0)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+        if passed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let operator = sign_in(base, &server.operator_key).await.unwrap();
+    let (_, _, page) = get(base, Some(&operator), "/console/audit").await;
+    let csrf = csrf_of(&page);
+    let id = tenant.id.0.to_string();
+    let verify = [("csrf", csrf.as_str()), ("tenant", id.as_str())];
+    let state = |page: &str| {
+        let row = page
+            .find(&format!(r#"data-tenant="{id}""#))
+            .expect("the tenant's row");
+        let at = page[row..].find("data-state=\"").unwrap() + row + 12;
+        page[at..].split('"').next().unwrap().to_owned()
+    };
+    let (status, _) = post(base, &operator, "/console/audit/verify", None, &verify).await;
+    assert_eq!(status, 303);
+    let (_, _, page) = get(base, Some(&operator), "/console/audit").await;
+    assert_eq!(state(&page), "intact");
+    // Every link of the tenant deleted behind the host's back.
+    sqlx::query("DELETE FROM audit_links WHERE tenant_id = $1")
+        .bind(tenant.id.0)
+        .execute(&server.pool)
+        .await
+        .unwrap();
+    let (status, _) = post(base, &operator, "/console/audit/verify", None, &verify).await;
+    assert_eq!(status, 303);
+    let (_, _, page) = get(base, Some(&operator), "/console/audit").await;
+    assert_eq!(state(&page), "broken");
+    assert!(
+        page.contains("2 record(s) the chainer has passed are in no link"),
+        "{page}"
+    );
 }

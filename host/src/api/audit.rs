@@ -50,12 +50,7 @@ pub async fn invocation(
 ) -> Result<Json<InvocationView>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no invocation {id:?}"));
     let invocation_id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let filter = AuditFilter {
-        tenant: Some(tenant.0),
-        invocation_id: Some(invocation_id),
-        limit: Some(1000),
-        ..Default::default()
-    };
+    let filter = AuditFilter::invocation(tenant.0, invocation_id);
     let records = audit::search(state.host.pool(), &filter).await?;
     let first = records.first().ok_or_else(not_found)?;
     let (executor, version) = (first.executor.clone(), first.version.clone());

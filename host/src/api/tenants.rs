@@ -140,7 +140,7 @@ pub async fn approve(
     let requested = crate::capabilities::grant::parse_all(&decision.requested)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored capabilities: {e}")))?;
     let granted = state.config.grant_policy.approve(&requested);
-    crate::db::executors::approve(pool, tenant, &name, &version, &granted).await?;
+    crate::db::executors::approve(pool, tenant, &name, &version, &granted, None).await?;
     let (_, decision) = crate::db::executors::grant(pool, tenant, &name, Some(&version))
         .await?
         .ok_or_else(not_found)?;

@@ -163,21 +163,26 @@ pub async fn grant(
 }
 
 /// Record an operator's approval: `granted` becomes the version's grant.
+/// With `only_from`, only a version whose grant is in that state now (the
+/// console approves only versions pending approval, so a stale form cannot
+/// undo a refusal). False when no version was changed.
 pub async fn approve(
     pool: &PgPool,
     tenant: TenantId,
     name: &str,
     version: &str,
     granted: &[String],
+    only_from: Option<&str>,
 ) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "UPDATE executor_versions SET granted = $4, grant_status = 'granted' \
-         WHERE tenant_id = $1 AND name = $2 AND digest = $3",
+         WHERE tenant_id = $1 AND name = $2 AND digest = $3 AND ($5::text IS NULL OR grant_status = $5)",
     )
     .bind(tenant.0)
     .bind(name)
     .bind(version)
     .bind(granted)
+    .bind(only_from)
     .execute(pool)
     .await?;
     let approved = done.rows_affected() == 1;

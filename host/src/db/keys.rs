@@ -28,12 +28,17 @@ pub async fn issue(pool: &PgPool, tenant: TenantId) -> anyhow::Result<String> {
 
 /// The tenant a (not revoked) key belongs to.
 pub async fn tenant_of(pool: &PgPool, key: &str) -> anyhow::Result<Option<TenantId>> {
-    let key_hash = hash(key);
+    tenant_of_digest(pool, &hash(key)).await
+}
+
+/// The tenant whose (not revoked) key has SHA-256 `key_hash`: for the
+/// console, whose sessions keep the digest, never the key.
+pub async fn tenant_of_digest(pool: &PgPool, key_hash: &[u8]) -> anyhow::Result<Option<TenantId>> {
     let tenant: Option<uuid::Uuid> = retrying(|| {
         sqlx::query_scalar(
             "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
-        .bind(&key_hash)
+        .bind(key_hash)
         .fetch_optional(pool)
     })
     .await?;

@@ -310,6 +310,7 @@ pub async fn run_dev(settings: DevSettings) -> anyhow::Result<()> {
     println!("  tenant key:     {key}");
     println!("  operator key:   {operator_key}");
     println!("  API:            {base} (OpenAPI at {base}/openapi.json)");
+    println!("  console:        {base}/console (sign in with the operator key, or the tenant key)");
     println!();
     let auth = format!("-H 'Authorization: Bearer {key}'");
     let invoke = |executor: &str, body: String| {

@@ -146,6 +146,17 @@ fn button(console: &Console, action: &str, version: &str, label: &str) -> Markup
     }
 }
 
+/// Back to the executor's page once an action is done.
+fn back_to(tenant: TenantId, name: &str) -> Redirect {
+    Redirect::to(&format!("/console/executors/{}/{name}", tenant.0))
+}
+
+fn not_pending(version: &str, name: &str) -> ConsoleError {
+    ConsoleError::BadRequest(format!(
+        "version {version} of {name:?} is not pending approval"
+    ))
+}
+
 #[derive(serde::Deserialize)]
 pub struct VersionAction {
     #[serde(default)]
@@ -173,12 +184,20 @@ pub async fn approve(
     let requested = crate::capabilities::grant::parse_all(&decision.requested)
         .map_err(|e| anyhow::anyhow!("stored capabilities: {e}"))?;
     let granted = state.config.grant_policy.approve(&requested);
-    executors::approve(pool, tenant, &name, &version, &granted).await?;
+    if !executors::approve(
+        pool,
+        tenant,
+        &name,
+        &version,
+        &granted,
+        Some("pending-approval"),
+    )
+    .await?
+    {
+        return Err(not_pending(&version, &name));
+    }
     tracing::info!(tenant = %tenant.0, executor = %name, %version, "console: version approved");
-    Ok(Redirect::to(&format!(
-        "/console/executors/{}/{name}",
-        tenant.0
-    )))
+    Ok(back_to(tenant, &name))
 }
 
 /// Refuse a version pending approval (operator): it keeps no capability.
@@ -192,16 +211,10 @@ pub async fn deny(
     console.operator_only()?;
     let tenant = parse_tenant(&console, &tenant, &name)?;
     if !executors::deny(state.host.pool(), tenant, &name, &form.version).await? {
-        return Err(ConsoleError::BadRequest(format!(
-            "version {} of {name:?} is not pending approval",
-            form.version
-        )));
+        return Err(not_pending(&form.version, &name));
     }
     tracing::info!(tenant = %tenant.0, executor = %name, version = %form.version, "console: version denied");
-    Ok(Redirect::to(&format!(
-        "/console/executors/{}/{name}",
-        tenant.0
-    )))
+    Ok(back_to(tenant, &name))
 }
 
 /// Make a stored version the active one again (the operator, or the
@@ -217,10 +230,7 @@ pub async fn activate(
     match executors::rollback(state.host.pool(), tenant, &name, Some(&form.version)).await {
         Ok((from, to)) => {
             tracing::info!(tenant = %tenant.0, executor = %name, %from, %to, "console: version activated");
-            Ok(Redirect::to(&format!(
-                "/console/executors/{}/{name}",
-                tenant.0
-            )))
+            Ok(back_to(tenant, &name))
         }
         Err(RollbackError::Database(e)) => Err(e.into()),
         Err(e) => Err(ConsoleError::NotFound(e.to_string())),

@@ -62,8 +62,12 @@ pub async fn page(
             (time(window.from)) " to " (time(window.to)) ", " (BUCKETS) " buckets of "
             (format!("{bucket_minutes:.1}")) " min · " (found.attempts) " attempts, "
             span #total-replays { (found.replays) } " replayed"
+            @if found.attempts >= insights::WINDOW_RECORDS {
+                " (the newest " (insights::WINDOW_RECORDS) " attempts of the window: choose a shorter one for all)"
+            }
         }
         (dimension("By executor", "executor", &found.by_executor, bucket_minutes))
+        p.meta { "Tables and lock keys: those that replayed attempts touched or that attempts waited on." }
         (dimension("By table", "table", &found.by_table, bucket_minutes))
         (dimension("By lock key", "lock-key", &found.by_lock_key, bucket_minutes))
         h2 { "Gave up (retries exhausted)" }
@@ -86,6 +90,7 @@ pub async fn page(
             }
         }
         h2 { "Slowest calls" }
+        p.meta { "Among the calls of the window's 100 slowest attempts." }
         @if found.slowest.is_empty() {
             p.empty { "No calls in this window." }
         } @else {

@@ -70,7 +70,11 @@ impl ListQuery {
         self
     }
 
-    fn filter(&self, console: &Console) -> Result<InvocationFilter, ConsoleError> {
+    fn filter(
+        &self,
+        console: &Console,
+        max_attempts: u32,
+    ) -> Result<InvocationFilter, ConsoleError> {
         let asked = match self.tenant.trim() {
             "" => None,
             id => Some(TenantId(id.parse().map_err(|_| {
@@ -91,6 +95,7 @@ impl ListQuery {
             outcome,
             since,
             limit: Some(100),
+            max_attempts,
         })
     }
 }
@@ -102,13 +107,11 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ConsoleError> {
     let query = query.for_viewer(&console);
-    let filter = query.filter(&console)?;
+    let max_attempts = state.host.settings().discipline.max_attempts;
+    let filter = query.filter(&console, max_attempts)?;
     let pool = state.host.pool();
     let found = insights::invocations(pool, &filter).await?;
-    let tenants = match console.viewer.scope() {
-        None => crate::db::tenant_names(pool).await?,
-        Some(_) => Vec::new(),
-    };
+    let tenants = tenant_names(&state, &console).await?;
     let live = format!(
         "/console/invocations/rows?{}",
         serde_urlencoded_query(&query)
@@ -147,7 +150,7 @@ pub async fn list(
                 th { "Outcome" } th.num { "Attempts" } th.num { "Replays" }
                 th.num { "Duration" } th.num { "Lock wait" }
             } }
-            tbody #rows data-live=(live) { (rows(&found)) }
+            tbody #rows data-live=(live) { (rows(&found, &tenants, max_attempts)) }
         }
     };
     Ok(page::shell(
@@ -164,12 +167,36 @@ pub async fn rows_fragment(
     console: Console,
     Query(query): Query<ListQuery>,
 ) -> Result<Markup, ConsoleError> {
-    let filter = query.filter(&console)?;
+    let query = query.for_viewer(&console);
+    let max_attempts = state.host.settings().discipline.max_attempts;
+    let filter = query.filter(&console, max_attempts)?;
     let found = insights::invocations(state.host.pool(), &filter).await?;
-    Ok(rows(&found))
+    let tenants = tenant_names(&state, &console).await?;
+    Ok(rows(&found, &tenants, max_attempts))
 }
 
-fn rows(found: &[InvocationSummary]) -> Markup {
+/// Every tenant's name, for the operator (a tenant sees only itself).
+async fn tenant_names(
+    state: &AppState,
+    console: &Console,
+) -> Result<Vec<(uuid::Uuid, String)>, ConsoleError> {
+    Ok(match console.viewer.scope() {
+        None => crate::db::tenant_names(state.host.pool()).await?,
+        Some(_) => Vec::new(),
+    })
+}
+
+fn rows(
+    found: &[InvocationSummary],
+    tenants: &[(uuid::Uuid, String)],
+    max_attempts: u32,
+) -> Markup {
+    let name_of = |id: uuid::Uuid| {
+        tenants
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map_or_else(|| short_id(id), |(_, name)| name.clone())
+    };
     html! {
         @if found.is_empty() {
             tr { td colspan="9" .empty { "No invocations match." } }
@@ -179,9 +206,9 @@ fn rows(found: &[InvocationSummary]) -> Markup {
                 td { (time(inv.recorded_at)) }
                 td { a href=(format!("/console/invocations/{}/{}", inv.tenant_id, inv.invocation_id)) title=(inv.invocation_id) {
                     (short_id(inv.invocation_id)) } }
-                td title=(inv.tenant_id) { (short_id(inv.tenant_id)) }
+                td title=(inv.tenant_id) { (name_of(inv.tenant_id)) }
                 td { (inv.executor) }
-                td { (outcome(final_outcome(inv))) }
+                td { (outcome(final_outcome(inv, max_attempts))) }
                 td.num { (inv.attempts) }
                 td.num { (inv.replays) }
                 td.num { (micros(inv.duration_us)) }
@@ -191,13 +218,15 @@ fn rows(found: &[InvocationSummary]) -> Markup {
     }
 }
 
-/// What an invocation came to: its last attempt's outcome, or that it is
-/// still replaying (or gave up) when every attempt so far was replayed.
-fn final_outcome(inv: &InvocationSummary) -> &str {
-    if inv.last_outcome == "replayed" {
-        "replaying / gave up"
-    } else {
-        &inv.last_outcome
+/// What an invocation came to: its last attempt's outcome; when every
+/// attempt so far was replayed, that it gave up (all its attempts used) or
+/// is still replaying (or ended without a record of its own: a host
+/// failure after lost connections, which its log tells).
+fn final_outcome(inv: &InvocationSummary, max_attempts: u32) -> &str {
+    match inv.last_outcome.as_str() {
+        "replayed" if inv.attempts >= max_attempts as i64 => "gave_up",
+        "replayed" => "replaying",
+        other => other,
     }
 }
 
@@ -242,12 +271,7 @@ pub async fn show(
     if !console.viewer.sees(tenant) {
         return Err(not_found());
     }
-    let filter = AuditFilter {
-        tenant: Some(tenant.0),
-        invocation_id: Some(invocation_id),
-        limit: Some(1000),
-        ..Default::default()
-    };
+    let filter = AuditFilter::invocation(tenant.0, invocation_id);
     let records = audit::search(state.host.pool(), &filter).await?;
     let first = records.first().ok_or_else(not_found)?;
     let last = records.last().expect("not empty");

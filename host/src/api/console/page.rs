@@ -69,9 +69,11 @@ pub fn sign_in(message: Option<&str>) -> Markup {
     )
 }
 
-/// The first 8 characters of an id, the rest in a tooltip.
+/// The last 8 hex digits of an id: random in every id the host makes
+/// (invocation ids are UUIDv7, whose first digits are only the time).
 pub fn short_id(id: uuid::Uuid) -> String {
-    id.to_string()[..8].to_owned()
+    let text = id.simple().to_string();
+    text[text.len() - 8..].to_owned()
 }
 
 /// The first 12 hex digits of a digest.
@@ -96,7 +98,7 @@ pub fn micros(us: i64) -> String {
 pub fn outcome(name: &str) -> Markup {
     let class = match name {
         "committed" | "ok" | "granted" => "good",
-        "replayed" | "dry_run" | "pending-approval" => "warn",
+        "replayed" | "replaying" | "rolled_back" | "dry_run" | "pending-approval" => "warn",
         _ => "bad",
     };
     html! { span class={ "chip " (class) } { (name) } }

@@ -36,9 +36,20 @@ impl FromRequestParts<AppState> for Console {
     type Rejection = ConsoleError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ConsoleError> {
-        let session = session_token(&parts.headers)
-            .and_then(|token| state.console.find(token))
+        let token = session_token(&parts.headers).ok_or(ConsoleError::SignInRequired)?;
+        let session = state
+            .console
+            .find(token)
             .ok_or(ConsoleError::SignInRequired)?;
+        // A tenant's session lasts only as long as its key: one indexed
+        // lookup per page, so a revoked key signs the console out at once.
+        if let (Viewer::Tenant(tenant), Some(digest)) = (session.viewer, &session.key_digest) {
+            let current = crate::db::keys::tenant_of_digest(state.host.pool(), digest).await?;
+            if current != Some(tenant) {
+                state.console.close(token);
+                return Err(ConsoleError::SignInRequired);
+            }
+        }
         Ok(Console {
             viewer: session.viewer,
             csrf: session.csrf,
@@ -48,18 +59,20 @@ impl FromRequestParts<AppState> for Console {
 
 /// A POST from another site is refused before anything reads its form:
 /// browsers send `Origin` on every cross-origin POST (and SameSite=Strict
-/// keeps the cookie off it besides).
+/// keeps the cookie off it besides). The console's own host is the `Host`
+/// header, or `X-Forwarded-Host` behind a proxy that rewrites `Host` (a
+/// form of another site cannot set that header).
 pub async fn same_origin(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     if request.method() == axum::http::Method::POST {
         let headers = request.headers();
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        if let Some(origin) = origin {
+        let named = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
+        if let Some(origin) = named("origin") {
             let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            if origin_host.is_none() || origin_host != host {
+            let ours = [named("host"), named("x-forwarded-host")];
+            if origin_host.is_none() || !ours.contains(&origin_host) {
                 return ConsoleError::Forbidden(
                     "a form of another site cannot act on the console".into(),
                 )
@@ -83,6 +96,7 @@ pub struct SignIn {
 /// Exchange a key for a session: the operator key, or a tenant's API key.
 pub async fn sign_in(
     State(state): State<AppState>,
+    headers: HeaderMap,
     form: Result<Form<SignIn>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ConsoleError> {
     let Ok(Form(SignIn { key })) = form else {
@@ -94,12 +108,13 @@ pub async fn sign_in(
         .operator_key
         .as_deref()
         .is_some_and(|expected| Sha256::digest(expected) == Sha256::digest(key));
+    let key_digest = Sha256::digest(key.as_bytes()).to_vec();
     let viewer = if operator {
         Some(Viewer::Operator)
     } else if key.is_empty() {
         None
     } else {
-        crate::db::keys::tenant_of(state.host.pool(), key)
+        crate::db::keys::tenant_of_digest(state.host.pool(), &key_digest)
             .await?
             .map(Viewer::Tenant)
     };
@@ -110,10 +125,22 @@ pub async fn sign_in(
         )
             .into_response());
     };
-    let token = state.console.open(viewer);
+    let token = state
+        .console
+        .open(viewer, (!viewer.is_operator()).then_some(key_digest));
+    // Secure when the browser reached the console over TLS (a proxy in
+    // front); plain HTTP on a developer's machine could not keep it.
+    let secure = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| o.starts_with("https://"))
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|p| p.as_bytes() == b"https");
     let cookie = format!(
-        "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
-        LIFETIME.as_secs()
+        "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
     );
     let mut response = Redirect::to("/console/invocations").into_response();
     response.headers_mut().insert(

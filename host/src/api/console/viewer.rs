@@ -13,8 +13,11 @@ use crate::TenantId;
 
 /// A session ends this long after sign-in, used or not.
 pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Most sessions kept at once; signing in past it forgets the oldest.
+/// Most sessions kept at once; signing in past it forgets the oldest
+/// tenant session (the operator's are never pushed out by tenants).
 const MAX_SESSIONS: usize = 10_000;
+/// Most sessions of one viewer; signing in past it forgets its own oldest.
+const MAX_SESSIONS_PER_VIEWER: usize = 64;
 
 /// Who is looking: the operator sees every tenant, a tenant only itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,10 @@ impl Viewer {
 pub struct Session {
     pub viewer: Viewer,
     pub csrf: String,
+    /// For a tenant: the SHA-256 of the key it signed in with, checked
+    /// against the database on every request, so revoking the key ends
+    /// the session.
+    pub key_digest: Option<Vec<u8>>,
     started: Instant,
 }
 
@@ -64,18 +71,29 @@ fn random_token() -> String {
 }
 
 impl Sessions {
-    /// A new session for `viewer`: its token (for the cookie).
-    pub fn open(&self, viewer: Viewer) -> String {
+    /// A new session for `viewer` (signed in with a key of SHA-256
+    /// `key_digest`): its token, for the cookie.
+    pub fn open(&self, viewer: Viewer, key_digest: Option<Vec<u8>>) -> String {
         let token = random_token();
         let mut sessions = self.inner.lock().expect("sessions lock");
         sessions.retain(|_, s| s.started.elapsed() < LIFETIME);
-        if sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = sessions
+        let oldest = |sessions: &HashMap<[u8; 32], Session>, of: &dyn Fn(&Session) -> bool| {
+            sessions
                 .iter()
+                .filter(|(_, s)| of(s))
                 .min_by_key(|(_, s)| s.started)
                 .map(|(k, _)| *k)
-            {
-                sessions.remove(&oldest);
+        };
+        if sessions.values().filter(|s| s.viewer == viewer).count() >= MAX_SESSIONS_PER_VIEWER {
+            if let Some(key) = oldest(&sessions, &|s| s.viewer == viewer) {
+                sessions.remove(&key);
+            }
+        }
+        if sessions.len() >= MAX_SESSIONS {
+            let evict = oldest(&sessions, &|s| !s.viewer.is_operator())
+                .or_else(|| oldest(&sessions, &|_| true));
+            if let Some(key) = evict {
+                sessions.remove(&key);
             }
         }
         sessions.insert(
@@ -83,6 +101,7 @@ impl Sessions {
             Session {
                 viewer,
                 csrf: random_token(),
+                key_digest,
                 started: Instant::now(),
             },
         );
@@ -145,7 +164,7 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_token_only_until_closed() {
         let sessions = Sessions::default();
-        let token = sessions.open(Viewer::Operator);
+        let token = sessions.open(Viewer::Operator, None);
         assert_eq!(
             sessions.find(&token).map(|s| s.viewer),
             Some(Viewer::Operator)
@@ -153,5 +172,18 @@ mod tests {
         assert!(sessions.find("not-a-token").is_none());
         sessions.close(&token);
         assert!(sessions.find(&token).is_none());
+    }
+
+    #[test]
+    fn one_viewer_signing_in_again_and_again_pushes_out_only_its_own_sessions() {
+        let sessions = Sessions::default();
+        let operator = sessions.open(Viewer::Operator, None);
+        let tenant = Viewer::Tenant(TenantId(uuid::Uuid::new_v4()));
+        let first = sessions.open(tenant, None);
+        for _ in 0..MAX_SESSIONS_PER_VIEWER {
+            sessions.open(tenant, None);
+        }
+        assert!(sessions.find(&first).is_none(), "its own oldest went");
+        assert!(sessions.find(&operator).is_some(), "the operator's stayed");
     }
 }

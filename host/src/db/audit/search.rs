@@ -26,6 +26,18 @@ pub struct AuditFilter {
     pub limit: Option<i64>,
 }
 
+impl AuditFilter {
+    /// Every record (attempt) of one invocation of `tenant`.
+    pub fn invocation(tenant: uuid::Uuid, invocation_id: uuid::Uuid) -> Self {
+        AuditFilter {
+            tenant: Some(tenant),
+            invocation_id: Some(invocation_id),
+            limit: Some(1000),
+            ..Default::default()
+        }
+    }
+}
+
 /// Records matching `filter`, oldest first.
 pub async fn search(pool: &PgPool, filter: &AuditFilter) -> anyhow::Result<Vec<AuditRecord>> {
     Ok(sqlx::query_as(concat!(

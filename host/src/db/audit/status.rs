@@ -47,11 +47,35 @@ pub async fn chains(pool: &PgPool, tenant: Option<TenantId>) -> anyhow::Result<V
 }
 
 /// Keep what a verification found, per tenant walked: how far each chain
-/// held, and its first broken link.
+/// held, and its first broken link. A chain that held but leaves out
+/// records the chainer has passed (every record below its mark is linked
+/// unless its links were deleted) is kept as broken too: a chain truncated
+/// to nothing would otherwise look intact.
 pub async fn save(pool: &PgPool, verification: &Verification) -> anyhow::Result<()> {
     for (tenant, length) in &verification.lengths {
-        let broken = verification.broken.iter().find(|b| b.tenant_id == *tenant);
-        let verified_seq = broken.map_or(*length, |b| b.seq - 1);
+        let found = verification.broken.iter().find(|b| b.tenant_id == *tenant);
+        let mut broken = found.map(|b| (b.seq, b.record_id, b.reason.clone()));
+        if broken.is_none() {
+            let (unlinked, first): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT count(*), min(r.id) FROM audit_records r WHERE r.tenant_id = $1 \
+                 AND r.id < (SELECT settled_below FROM audit_chainer) \
+                 AND NOT EXISTS (SELECT 1 FROM audit_links l WHERE l.record_id = r.id)",
+            )
+            .bind(tenant)
+            .fetch_one(pool)
+            .await?;
+            if unlinked > 0 {
+                broken = Some((
+                    length + 1,
+                    first,
+                    format!(
+                        "{unlinked} record(s) the chainer has passed are in no link: links were \
+                         deleted, or the chain was truncated"
+                    ),
+                ));
+            }
+        }
+        let verified_seq = broken.as_ref().map_or(*length, |(seq, _, _)| seq - 1);
         sqlx::query(
             "INSERT INTO audit_verifications (tenant_id, verified_at, records, verified_seq, \
              broken_seq, broken_record, broken_reason) VALUES ($1, now(), $2, $3, $4, $5, $6) \
@@ -63,9 +87,9 @@ pub async fn save(pool: &PgPool, verification: &Verification) -> anyhow::Result<
         .bind(tenant)
         .bind(length)
         .bind(verified_seq)
-        .bind(broken.map(|b| b.seq))
-        .bind(broken.and_then(|b| b.record_id))
-        .bind(broken.map(|b| b.reason.as_str()))
+        .bind(broken.as_ref().map(|(seq, _, _)| *seq))
+        .bind(broken.as_ref().and_then(|(_, record, _)| *record))
+        .bind(broken.as_ref().map(|(_, _, reason)| reason.as_str()))
         .execute(pool)
         .await?;
     }

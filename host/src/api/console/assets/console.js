@@ -11,10 +11,13 @@
     busy = true;
     try {
       const answer = await fetch(rows.dataset.live, { credentials: "same-origin" });
-      if (answer.redirected || !answer.ok) {
+      // Signed out (sent to the sign-in page) or refused: stop. Anything
+      // else (a host draining or restarting) is tried again next tick.
+      if (answer.redirected || answer.status === 401 || answer.status === 403) {
         live.checked = false;
         return;
       }
+      if (!answer.ok) return;
       rows.innerHTML = await answer.text();
       rows.dataset.refreshed = String(Number(rows.dataset.refreshed || 0) + 1);
     } catch (e) {
