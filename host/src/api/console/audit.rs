@@ -10,7 +10,7 @@ use maud::{html, Markup};
 
 use super::error::ConsoleError;
 use super::page::{self, short_id, time, Section};
-use super::viewer::Console;
+use super::viewer::{tenant_field, Console};
 use crate::api::AppState;
 use crate::db::audit;
 use crate::TenantId;
@@ -100,12 +100,7 @@ pub async fn verify(
     Form(form): Form<VerifyForm>,
 ) -> Result<impl IntoResponse, ConsoleError> {
     console.check_csrf(&form.csrf)?;
-    let asked = match form.tenant.trim() {
-        "" => None,
-        id => Some(TenantId(id.parse().map_err(|_| {
-            ConsoleError::BadRequest(format!("{id:?} is not a tenant id"))
-        })?)),
-    };
+    let asked = tenant_field(&form.tenant)?;
     if let Some(tenant) = asked {
         if !console.viewer.sees(tenant) {
             return Err(ConsoleError::NotFound(format!("no tenant {}", tenant.0)));
@@ -152,13 +147,7 @@ pub async fn checkpoint(
 ) -> Result<impl IntoResponse, ConsoleError> {
     let pool = state.host.pool();
     audit::chain_pending(pool).await?;
-    let asked: Option<uuid::Uuid> = match query.tenant.trim() {
-        "" => None,
-        id => Some(
-            id.parse()
-                .map_err(|_| ConsoleError::BadRequest(format!("{id:?} is not a tenant id")))?,
-        ),
-    };
+    let asked = tenant_field(&query.tenant)?.map(|t| t.0);
     let scope = console.viewer.scope().map(|t| t.0);
     let checkpoints: Vec<_> = audit::checkpoint(pool)
         .await?

@@ -9,7 +9,7 @@ use maud::{html, Markup};
 use super::charts::{self, Span};
 use super::error::ConsoleError;
 use super::page::{self, micros, outcome, short_digest, short_id, time, Section};
-use super::viewer::Console;
+use super::viewer::{tenant_field, Console};
 use crate::api::AppState;
 use crate::db::audit::{self, AuditFilter, AuditRecord};
 use crate::db::insights::{self, InvocationFilter, InvocationSummary};
@@ -75,12 +75,7 @@ impl ListQuery {
         console: &Console,
         max_attempts: u32,
     ) -> Result<InvocationFilter, ConsoleError> {
-        let asked = match self.tenant.trim() {
-            "" => None,
-            id => Some(TenantId(id.parse().map_err(|_| {
-                ConsoleError::BadRequest(format!("{id:?} is not a tenant id"))
-            })?)),
-        };
+        let asked = tenant_field(&self.tenant)?;
         let tenant = console.viewer.scope().or(asked);
         let outcome = match self.outcome.trim() {
             "" => None,

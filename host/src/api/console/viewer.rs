@@ -26,6 +26,17 @@ pub enum Viewer {
     Tenant(TenantId),
 }
 
+/// A tenant id from a form or query field (empty: none asked for).
+pub fn tenant_field(text: &str) -> Result<Option<TenantId>, ConsoleError> {
+    match text.trim() {
+        "" => Ok(None),
+        id => id
+            .parse()
+            .map(|id| Some(TenantId(id)))
+            .map_err(|_| ConsoleError::BadRequest(format!("{id:?} is not a tenant id"))),
+    }
+}
+
 impl Viewer {
     /// The one tenant this viewer may see (None: all of them).
     pub fn scope(self) -> Option<TenantId> {
