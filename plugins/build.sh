@@ -24,6 +24,10 @@
 # Needs Node.js >= 18 with npm for TypeScript and python3 with venv for
 # Python; as root it installs them with apt when missing.
 set -euo pipefail
+# .ci/run lints the host's crates by building them through clippy-driver;
+# executors and the componentize tool are other workspaces (linted natively
+# by .ci/run), and the Debian toolchain cannot run that driver at all.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 
 plugins_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root_dir="$(dirname "$plugins_dir")"

@@ -15,10 +15,22 @@ fn outside_the_repository(what: &str) -> PathBuf {
     dir
 }
 
-fn run(dir: &Path, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
+/// `program` in `dir`, as a newcomer's shell would run it: without the
+/// clippy wrapper `.ci/run` lints this repository's crates with (a project
+/// outside the repository is not one of them, and Debian's cargo cannot
+/// run that driver).
+fn command(dir: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command
         .current_dir(dir)
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
+    command
+}
+
+fn run(dir: &Path, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+    command(dir, program)
+        .args(args)
         .env("BOOKHOST", bookhost_binary())
         .output()
         .unwrap()
@@ -155,9 +167,8 @@ fn a_rust_executor_builds_and_passes_its_first_test() {
     let target = PathBuf::from(env!("BOOKHOST_TEST_ARTIFACTS"))
         .with_file_name("bookhost-test-scaffold-target");
     let with_target = |program: PathBuf, args: &[&str], dir: &Path| {
-        Command::new(program)
+        command(dir, program)
             .args(args)
-            .current_dir(dir)
             .env("CARGO_TARGET_DIR", &target)
             .env("BOOKHOST", bookhost_binary())
             .output()
@@ -188,12 +199,12 @@ fn a_rust_executor_builds_and_passes_its_first_test() {
 fn bad_requests_say_what_to_do() {
     let parent = outside_the_repository("authoring-errors");
     let error_of = |dir: &Path, args: &[&str], path: Option<&str>| {
-        let mut command = Command::new(bookhost_binary());
-        command.args(args).current_dir(dir);
+        let mut bookhost = command(dir, bookhost_binary());
+        bookhost.args(args);
         if let Some(path) = path {
-            command.env("PATH", path);
+            bookhost.env("PATH", path);
         }
-        let output = command.output().unwrap();
+        let output = bookhost.output().unwrap();
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
